@@ -1,0 +1,492 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""napikit's simulation core: per-CPU backlog NAPI, softirq, tasks, one event loop.
+
+One compiled module assembled from ``core/*.pxi`` (one file per kernel concept), so
+the parts call each other as plain C functions. All state is C arrays owned by
+:class:`Sim`; nothing is allocated per packet or per event. See
+``../shared/design/kernel-model.md`` for the kernel behaviour each part mirrors.
+"""
+
+from napikit.decision cimport (
+    CompiledPolicy, ACTION_SOFTIRQ, ACTION_IPI, ACTION_THREAD,
+    SOFTIRQ_INLINE, SOFTIRQ_KSOFTIRQD, DECISION_FAILED,
+)
+
+include "core/defs.pxi"
+
+cdef enum:
+    FLOW_LIMIT_HISTORY = 128   # net/core/dev.h
+    NIC_RING = 4096            # device receive ring ahead of a forced-threaded handler
+    FIFO_IRQ_PRIO = 50         # sched_set_fifo() of IRQ threads
+
+
+cdef class Sim:
+    """One run of the model. Build it from a :class:`napikit.Config` and a decision
+    object, call :meth:`run` once, then read :meth:`raw_results`."""
+
+    # configuration, flattened
+    cdef int ncpus
+    cdef int max_backlog
+    cdef int dev_rx_weight
+    cdef int netdev_budget
+    cdef i64 budget_jiffies
+    cdef i64 tick_ns
+    cdef int max_softirq_restart
+    cdef i64 max_softirq_jiffies
+    cdef i64 sched_latency
+    cdef i64 sched_min_gran
+    cdef i64 sched_wakeup_gran
+    cdef bint forced_irqthreads
+    cdef bint idle_poll
+    cdef u64 seed
+    cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
+    cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
+    cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry
+    cdef CompiledPolicy policy
+    # state
+    cdef i64 now
+    cdef i64 end_time
+    cdef i64 duration_end
+    cdef i64 drain_ns
+    cdef i64 packets_left
+    cdef bint input_open
+    cdef i64 input_stop
+    cdef Event* heap
+    cdef int nev, cap_ev
+    cdef i64 ev_seq
+    cdef u64 rng[4]
+    cdef Cpu* cpus
+    cdef Softnet* sd
+    cdef Task* tasks
+    cdef int ntasks
+    cdef int* cpu_tasks
+    cdef int* cpu_ntasks
+    cdef int max_tasks_per_cpu
+    cdef int* ksoftirqd_task
+    cdef int* backlog_task
+    cdef Source* sources
+    cdef int nsources
+    cdef Socket* socks
+    cdef int nsocks
+    cdef Packet* pkts
+    cdef int npkts
+    cdef int free_pkt
+    cdef i64 pkts_in_use
+    cdef int* flow_seq
+    cdef int* flow_last
+    cdef int nflows
+    cdef Hist* lat_enqueue
+    cdef Hist* lat_send_recv
+    # counters
+    cdef i64 arrived, delivered, delivered_in_window
+    cdef i64 drop_backlog, drop_flow_limit, drop_socket, drop_nic_ring
+    cdef i64 ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
+    cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
+    cdef i64 reordered, wrong_cpu, events
+    # a policy fault ends the run
+    cdef bint failed
+    cdef readonly object fault
+    cdef bint ran
+
+    def __cinit__(self):
+        self.heap = NULL
+        self.cpus = NULL
+        self.sd = NULL
+        self.tasks = NULL
+        self.cpu_tasks = NULL
+        self.cpu_ntasks = NULL
+        self.ksoftirqd_task = NULL
+        self.backlog_task = NULL
+        self.sources = NULL
+        self.socks = NULL
+        self.pkts = NULL
+        self.flow_seq = NULL
+        self.flow_last = NULL
+        self.lat_enqueue = NULL
+        self.lat_send_recv = NULL
+        self.nsources = 0
+        self.nsocks = 0
+
+    def __init__(self, config, CompiledPolicy policy not None):
+        from napikit.config import LoopbackUdp
+        k = config.kernel
+        c = config.costs
+        self.policy = policy
+        self.ncpus = config.ncpus
+        self.max_backlog = k.netdev_max_backlog
+        self.dev_rx_weight = k.dev_rx_weight
+        self.netdev_budget = k.netdev_budget
+        self.tick_ns = 1_000_000_000 // k.hz
+        # usecs_to_jiffies rounds up; msecs_to_jiffies(MAX_SOFTIRQ_TIME) too, min 1
+        self.budget_jiffies = max(1, -(-k.budget_usecs * k.hz // 1_000_000))
+        self.max_softirq_jiffies = max(1, -(-k.max_softirq_time_ms * k.hz // 1000))
+        self.max_softirq_restart = k.max_softirq_restart
+        self.sched_latency = k.sched_latency_ns
+        self.sched_min_gran = k.sched_min_granularity_ns
+        self.sched_wakeup_gran = k.sched_wakeup_granularity_ns
+        self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads
+        self.idle_poll = k.idle_poll
+        self.seed = config.seed
+        self.c_netif_rx = c.netif_rx_ns
+        self.c_nic_irq = c.nic_irq_ns
+        self.c_protocol_rx = c.protocol_rx_ns
+        self.c_udp_sendmsg = c.udp_sendmsg_ns
+        self.c_udp_recvmsg = c.udp_recvmsg_ns
+        self.c_ipi_send = c.ipi_send_ns
+        self.c_ipi_latency = c.ipi_latency_ns
+        self.c_ipi_handler = c.ipi_handler_ns
+        self.c_context_switch = c.context_switch_ns
+        self.c_wakeup = c.wakeup_ns
+        self.c_wakeup_latency = c.wakeup_latency_ns
+        self.c_softirq_entry = c.softirq_entry_ns
+        rng_seed(self.rng, config.seed)
+
+        self.now = 0
+        self.packets_left = config.packets if config.packets is not None else (1 << 62)
+        self.duration_end = config.duration_ns if config.duration_ns is not None else (1 << 62)
+        self.drain_ns = config.drain_ns
+        self.end_time = (1 << 62)
+        self.input_open = 1
+        self.input_stop = 0
+        self.cap_ev = 64
+        self.heap = <Event*>malloc(self.cap_ev * sizeof(Event))
+        self.lat_enqueue = <Hist*>calloc(1, sizeof(Hist))
+        self.lat_send_recv = <Hist*>calloc(1, sizeof(Hist))
+
+        self._setup_cpus(k)
+        # tasks: per-CPU kthreads, then the workloads' threads
+        specs = []   # (kind, cpu, policy, prio, arg)
+        for cpu in range(self.ncpus):
+            specs.append((T_KSOFTIRQD, cpu, SCHED_NORMAL, 0, -1))
+        if policy.backlog_threads:
+            for cpu in range(self.ncpus):
+                specs.append((T_BACKLOG_NAPI, cpu, SCHED_NORMAL, 0, -1))
+        sources = []  # (kind, cpu, workload, sock, flow_base, nflows)
+        socks = []    # (cap, receiver spec index)
+        nflows = 0
+        sock_cap = max(1, k.rmem_default // k.skb_truesize)
+        for w in config.workloads:
+            if isinstance(w, LoopbackUdp):
+                for snd, rcv in zip(w.senders, w.receivers):
+                    socks.append((sock_cap, len(specs)))
+                    specs.append((T_RECEIVER, rcv, SCHED_NORMAL, 0, len(socks) - 1))
+                    sources.append((SRC_LOOPBACK, snd, w, len(socks) - 1, nflows, w.flows))
+                    specs.append((T_SENDER, snd, SCHED_NORMAL, 0, len(sources) - 1))
+                    nflows += w.flows
+            else:
+                sources.append((SRC_NIC, w.cpu, w, -1, nflows, w.flows))
+                if self.forced_irqthreads:
+                    specs.append((T_IRQ_THREAD, w.cpu, SCHED_FIFO, FIFO_IRQ_PRIO, len(sources) - 1))
+                nflows += w.flows
+        self._setup_tasks(specs)
+        self._setup_sources(sources, socks)
+        self.nflows = nflows
+        self.flow_seq = <int*>calloc(max(1, nflows), sizeof(int))
+        self.flow_last = <int*>calloc(max(1, nflows), sizeof(int))
+        self._setup_packets()
+        self._start()
+
+    cdef void _setup_cpus(self, k):
+        cdef int cpu, cap, log_b
+        self.cpus = <Cpu*>calloc(self.ncpus, sizeof(Cpu))
+        self.sd = <Softnet*>calloc(self.ncpus, sizeof(Softnet))
+        self.ksoftirqd_task = <int*>calloc(self.ncpus, sizeof(int))
+        self.backlog_task = <int*>calloc(self.ncpus, sizeof(int))
+        fl_cpus = set(k.flow_limit_cpu_bitmap)
+        log_b = k.flow_limit_table_len.bit_length() - 1
+        for cpu in range(self.ncpus):
+            self.cpus[cpu].online = 1
+            self.cpus[cpu].curr = -1
+            self.cpus[cpu].softirq_host_task = -1
+            self.backlog_task[cpu] = -1
+            # input_pkt_queue holds up to netdev_max_backlog + 1 (the check is qlen > max)
+            ring_init(&self.sd[cpu].input_pkt_queue, self.max_backlog + 1)
+            ring_init(&self.sd[cpu].process_queue, self.max_backlog + 1)
+            self.sd[cpu].napi_weight = self.dev_rx_weight
+            self.sd[cpu].rps_ipi_list = <int*>calloc(self.ncpus, sizeof(int))
+            self.sd[cpu].fl_buckets = NULL
+            if cpu in fl_cpus:
+                self.sd[cpu].fl_log_buckets = log_b
+                self.sd[cpu].fl_buckets = <int*>calloc(1 << log_b, sizeof(int))
+                self.sd[cpu].fl_history = <int*>calloc(FLOW_LIMIT_HISTORY, sizeof(int))
+
+    cdef void _setup_tasks(self, specs):
+        cdef int i, cpu
+        cdef Task* t
+        self.ntasks = len(specs)
+        self.tasks = <Task*>calloc(max(1, self.ntasks), sizeof(Task))
+        per_cpu = [0] * self.ncpus
+        for spec in specs:
+            per_cpu[spec[1]] += 1
+        self.max_tasks_per_cpu = max(per_cpu)
+        self.cpu_tasks = <int*>calloc(self.ncpus * self.max_tasks_per_cpu, sizeof(int))
+        self.cpu_ntasks = <int*>calloc(self.ncpus, sizeof(int))
+        for i, (kind, cpu, pol, prio, arg) in enumerate(specs):
+            t = &self.tasks[i]
+            t.kind = kind
+            t.cpu = cpu
+            t.policy = pol
+            t.prio = prio
+            t.state = TS_SLEEPING
+            t.arg = arg
+            t.remaining = -1
+            t.pkt = -1
+            self.cpu_tasks[cpu * self.max_tasks_per_cpu + self.cpu_ntasks[cpu]] = i
+            self.cpu_ntasks[cpu] += 1
+            if kind == T_KSOFTIRQD:
+                self.ksoftirqd_task[cpu] = i
+            elif kind == T_BACKLOG_NAPI:
+                # backlog_napi_setup: the NAPI is THREADED for good
+                self.backlog_task[cpu] = i
+                self.sd[cpu].napi_state |= NAPIF_STATE_THREADED
+
+    cdef void _setup_sources(self, sources, socks):
+        cdef int i, j
+        cdef Source* src
+        cdef double total
+        self.nsocks = len(socks)
+        self.socks = <Socket*>calloc(max(1, self.nsocks), sizeof(Socket))
+        for i, (cap, receiver) in enumerate(socks):
+            ring_init(&self.socks[i].queue, cap)
+            self.socks[i].cap = cap
+            self.socks[i].receiver = receiver
+        self.nsources = len(sources)
+        self.sources = <Source*>calloc(max(1, self.nsources), sizeof(Source))
+        for i, (kind, cpu, w, sock, flow_base, nflows) in enumerate(sources):
+            src = &self.sources[i]
+            src.kind = kind
+            src.cpu = cpu
+            src.sock = sock
+            src.flow_base = flow_base
+            src.nflows = nflows
+            src.irq_thread = -1
+            src.rps_len = len(w.rps_cpus)
+            if src.rps_len:
+                src.rps_map = <int*>malloc(src.rps_len * sizeof(int))
+                for j, c in enumerate(w.rps_cpus):
+                    src.rps_map[j] = c
+            if kind == SRC_LOOPBACK:
+                src.rate = w.rate_pps if w.rate_pps is not None else 0.0
+            else:
+                src.rate = w.rate_pps
+                src.arrival = {"constant": ARR_CONSTANT, "poisson": ARR_POISSON,
+                               "bursty": ARR_BURSTY}[w.arrival]
+                src.burst = w.burst
+                if w.flow_dist == "zipf":
+                    src.zipf_cdf = <double*>malloc(nflows * sizeof(double))
+                    total = 0.0
+                    for j in range(nflows):
+                        total += 1.0 / pow(j + 1.0, w.zipf_s)
+                        src.zipf_cdf[j] = total
+                    for j in range(nflows):
+                        src.zipf_cdf[j] /= total
+                if self.forced_irqthreads:
+                    ring_init(&src.ring, NIC_RING)
+        for i in range(self.ntasks):
+            if self.tasks[i].kind == T_IRQ_THREAD:
+                self.sources[self.tasks[i].arg].irq_thread = i
+
+    cdef void _setup_packets(self):
+        # Every packet alive sits in a queue: bound them all, then recycle.
+        cdef i64 n = self.ncpus * 2 * (self.max_backlog + 2) + 16
+        cdef int i
+        for i in range(self.nsocks):
+            n += self.socks[i].cap
+        for i in range(self.nsources):
+            if self.sources[i].irq_thread >= 0:
+                n += NIC_RING
+            n += 1 + self.sources[i].burst
+        self.npkts = <int>n
+        self.pkts = <Packet*>malloc(self.npkts * sizeof(Packet))
+        for i in range(self.npkts):
+            self.pkts[i].next_free = i + 1
+        self.pkts[self.npkts - 1].next_free = -1
+        self.free_pkt = 0
+        self.pkts_in_use = 0
+
+    cdef void _start(self):
+        cdef int i
+        cdef Source* src
+        for i in range(self.nsources):
+            src = &self.sources[i]
+            if src.kind == SRC_NIC:
+                if src.arrival == ARR_CONSTANT:
+                    src.next_t = 1e9 / src.rate
+                else:
+                    src.next_t = -log(1.0 - rng_u01(self.rng)) * 1e9 * \
+                        (src.burst if src.arrival == ARR_BURSTY else 1) / src.rate
+                ev_push(self, <i64>src.next_t, EV_NIC, i, 0)
+        for i in range(self.ntasks):
+            if self.tasks[i].kind == T_SENDER:
+                ev_push(self, 0, EV_TIMER, i, 0)
+
+    def __dealloc__(self):
+        cdef int i
+        if self.sd != NULL:
+            for i in range(self.ncpus):
+                free(self.sd[i].input_pkt_queue.buf)
+                free(self.sd[i].process_queue.buf)
+                free(self.sd[i].rps_ipi_list)
+                free(self.sd[i].fl_buckets)
+                free(self.sd[i].fl_history)
+        if self.sources != NULL:
+            for i in range(self.nsources):
+                free(self.sources[i].rps_map)
+                free(self.sources[i].zipf_cdf)
+                free(self.sources[i].ring.buf)
+        if self.socks != NULL:
+            for i in range(self.nsocks):
+                free(self.socks[i].queue.buf)
+        free(self.heap)
+        free(self.cpus)
+        free(self.sd)
+        free(self.tasks)
+        free(self.cpu_tasks)
+        free(self.cpu_ntasks)
+        free(self.ksoftirqd_task)
+        free(self.backlog_task)
+        free(self.sources)
+        free(self.socks)
+        free(self.pkts)
+        free(self.flow_seq)
+        free(self.flow_last)
+        free(self.lat_enqueue)
+        free(self.lat_send_recv)
+
+    # ------------------------------------------------------------ the event loop
+
+    def run(self):
+        """Run to the end: input stopped and queues drained, or the drain time over.
+
+        Returns ``None``, or the fault (a dict) if the policy misbehaved."""
+        cdef Event e
+        if self.ran:
+            raise RuntimeError("a Sim runs once")
+        self.ran = 1
+        while self.nev > 0 and not self.failed:
+            if self.heap[0].time > self.end_time:
+                break
+            e = ev_pop(self)
+            self.now = e.time
+            self.events += 1
+            if e.kind == EV_STEP:
+                step_done(self, e.a, e.b)
+            elif e.kind == EV_NIC:
+                nic_interrupt(self, e.a)
+            elif e.kind == EV_IPI:
+                ipi_arrives(self, e.a)
+            elif e.kind == EV_WAKE:
+                if self.tasks[e.a].state == TS_WAKING:
+                    activate(self, e.a)
+            elif e.kind == EV_TIMER:
+                wake_up(self, -1, e.a, 0)
+            else:
+                scheduler_tick(self, e.a)
+        if self.nev > 0 and not self.failed and self.end_time < self.heap[0].time:
+            self.now = self.end_time
+        return self.fault
+
+    def raw_results(self):
+        """Counters, per-CPU rows and histograms as plain Python values."""
+        cdef int cpu, i, b
+        cdef i64 queued = 0, busy
+        cdef Softnet* sd
+        for cpu in range(self.ncpus):
+            queued += ring_len(&self.sd[cpu].input_pkt_queue) + ring_len(&self.sd[cpu].process_queue)
+        for i in range(self.nsocks):
+            queued += ring_len(&self.socks[i].queue)
+        for i in range(self.nsources):
+            if self.sources[i].irq_thread >= 0:
+                queued += ring_len(&self.sources[i].ring)
+        for i in range(self.ntasks):
+            if self.tasks[i].kind == T_SENDER and self.tasks[i].pkt >= 0:
+                queued += 1
+        softnet = []
+        cpu_time = []
+        unpolled = 0
+        for cpu in range(self.ncpus):
+            sd = &self.sd[cpu]
+            softnet.append({
+                "cpu": cpu, "processed": sd.processed, "dropped": sd.dropped,
+                "time_squeeze": sd.time_squeeze, "received_rps": sd.received_rps,
+                "flow_limit_count": sd.flow_limit_count,
+                "input_qlen": ring_len(&sd.input_pkt_queue),
+                "process_qlen": ring_len(&sd.process_queue),
+            })
+            if sd.napi_state & (NAPIF_STATE_SCHED | NAPIF_STATE_SCHED_THREADED) or \
+                    ring_len(&sd.input_pkt_queue) or ring_len(&sd.process_queue):
+                unpolled += 1
+            busy = 0
+            row = {}
+            for b, name in enumerate(("hardirq", "softirq", "ksoftirqd", "backlog_thread",
+                                      "irq_thread", "application", "sched")):
+                row[name] = self.cpus[cpu].acct[b]
+                busy += self.cpus[cpu].acct[b]
+            row["idle"] = max(0, self.now - busy)
+            cpu_time.append(row)
+        return {
+            "sim_time_ns": self.now,
+            "input_duration_ns": self.input_stop if not self.input_open else self.now,
+            "quiescent": self.nev == 0,
+            "events": self.events,
+            "arrived": self.arrived,
+            "delivered": self.delivered,
+            "delivered_in_window": self.delivered_in_window,
+            "queued": queued,
+            "packets_in_use": self.pkts_in_use,
+            "drops": {"backlog": self.drop_backlog, "flow_limit": self.drop_flow_limit,
+                      "socket": self.drop_socket, "nic_ring": self.drop_nic_ring},
+            "softnet": softnet,
+            "cpu_time": cpu_time,
+            "latency_enqueue": hist_summary(self.lat_enqueue),
+            "latency_send_recv": hist_summary(self.lat_send_recv),
+            "ipis": self.ipis,
+            "thread_kicks": self.thread_kicks,
+            "backlog_thread_wakeups": self.backlog_thread_wakeups,
+            "ksoftirqd_wakeups": self.ksoftirqd_wakeups,
+            "context_switches": self.context_switches,
+            "involuntary_switches": self.involuntary_switches,
+            "rt_idle_softirq_warnings": self.rt_idle_softirq_warnings,
+            "reordered": self.reordered,
+            "wrong_cpu": self.wrong_cpu,
+            "unpolled_backlogs": unpolled if self.nev == 0 else 0,
+        }
+
+
+cdef void ipi_arrives(Sim s, int cpu) noexcept:
+    """EV_IPI: the csd runs ``rps_trigger_softirq`` in hard-IRQ, then ``irq_exit``. A
+    CPU idling in a polling state takes no interrupt: ``flush_smp_call_function_queue``
+    runs it from ``do_idle``, followed by ``do_softirq`` (non-RT) or, with forced-threaded
+    IRQs, ``do_softirq_post_smp_call_flush``, which warns and wakes ksoftirqd."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if not c.online:
+        return
+    rps_trigger_softirq(s, cpu)
+    if s.idle_poll and c.curr < 0 and c.level == L_NONE and not c.softirq_active:
+        cpu_charge(s, cpu, s.c_ipi_handler, B_SOFTIRQ)
+        if s.forced_irqthreads:
+            s.rt_idle_softirq_warnings += 1
+            wakeup_softirqd(s, cpu, B_SOFTIRQ)
+        else:
+            softirq_start(s, cpu, -1)
+        return
+    irq_exit(s, cpu, s.c_ipi_handler)
+
+
+cdef void policy_fault(Sim s, str hook, int cpu, object message) noexcept:
+    """A decision was invalid or raised: stop the run and keep what happened."""
+    if s.failed:
+        return
+    s.failed = 1
+    s.fault = {"hook": hook, "cpu": cpu, "time_ns": s.now, "message": message,
+               "error": s.policy.error}
+
+
+include "core/events.pxi"
+include "core/rng.pxi"
+include "core/metrics.pxi"
+include "core/softnet.pxi"
+include "core/softirq.pxi"
+include "core/sched.pxi"
+include "core/workloads.pxi"

@@ -1,0 +1,308 @@
+"""Configuration of a run: frozen attrs value objects, validated on construction.
+
+Everything a result depends on lives here, so a result's ``config`` (see
+:meth:`Config.to_dict`) is enough to rerun it. Defaults are the kernel's
+(``../shared/design/kernel-model.md`` B.8); costs are the documented starting points of
+A.5 and B.9. Every invalid value raises :class:`~napikit.errors.ConfigError` naming the
+field and the values allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+from attrs import field, frozen
+
+from napikit.errors import ConfigError
+
+# --------------------------------------------------------------------- validators
+
+
+def _int_at_least(lo: int):
+    def check(inst: object, attr: attrs.Attribute, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise ConfigError(_name(inst, attr), f"an integer >= {lo}", value)
+
+    return check
+
+
+def _number_at_least(lo: float):
+    def check(inst: object, attr: attrs.Attribute, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo:
+            raise ConfigError(_name(inst, attr), f"a number >= {lo:g}", value)
+        if value == float("inf"):
+            raise ConfigError(_name(inst, attr), f"a finite number >= {lo:g}", value)
+
+    return check
+
+
+def _optional(check):
+    def inner(inst: object, attr: attrs.Attribute, value: object) -> None:
+        if value is not None:
+            check(inst, attr, value)
+
+    return inner
+
+
+def _is_bool(inst: object, attr: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(_name(inst, attr), "true or false", value)
+
+
+def _one_of(*choices: str):
+    def check(inst: object, attr: attrs.Attribute, value: object) -> None:
+        if value not in choices:
+            raise ConfigError(_name(inst, attr), "one of " + ", ".join(choices), value)
+
+    return check
+
+
+def _cpu_list(inst: object, attr: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, tuple) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in value
+    ):
+        raise ConfigError(_name(inst, attr), "a list of CPU numbers >= 0", value)
+    if len(set(value)) != len(value):
+        raise ConfigError(_name(inst, attr), "a list of distinct CPU numbers", value)
+
+
+def _to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple, range)) else value
+
+
+def _name(inst: object, attr: attrs.Attribute) -> str:
+    return f"{_SECTION.get(type(inst).__name__, '')}{attr.name}"
+
+
+_SECTION = {
+    "KernelParams": "kernel.",
+    "CostModel": "costs.",
+    "LoopbackUdp": "loopback_udp.",
+    "NicIrq": "nic_irq.",
+    "Config": "",
+}
+
+# --------------------------------------------------------------------- kernel
+
+
+@frozen
+class KernelParams:
+    """The sysctls and boot options of the simulated kernel; defaults are Linux's.
+
+    ``netdev_budget_usecs`` left at ``None`` means the kernel default ``2 * 10**6 / HZ``
+    (``net/core/hotdata.c``); see :attr:`budget_usecs`.
+    """
+
+    hz: int = field(default=1000, validator=_int_at_least(1))
+    netdev_max_backlog: int = field(default=1000, validator=_int_at_least(1))
+    dev_weight: int = field(default=64, validator=_int_at_least(1))
+    dev_weight_rx_bias: int = field(default=1, validator=_int_at_least(1))
+    netdev_budget: int = field(default=300, validator=_int_at_least(1))
+    netdev_budget_usecs: int | None = field(default=None, validator=_optional(_int_at_least(1)))
+    #: CPUs with a flow-limit table (``net.core.flow_limit_cpu_bitmap``); empty = off.
+    flow_limit_cpu_bitmap: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
+    flow_limit_table_len: int = field(default=4096, validator=_int_at_least(1))
+    #: ``threadirqs`` boot option: device IRQs run in SCHED_FIFO 50 threads and a
+    #: softirq raised in hard-IRQ context wakes ksoftirqd (``invoke_softirq``).
+    force_irqthreads: bool = field(default=False, validator=_is_bool)
+    #: The target idles in a polling state, so a csd needs no interrupt
+    #: (``call_function_single_prep_ipi`` / ``set_nr_if_polling``).
+    idle_poll: bool = field(default=False, validator=_is_bool)
+    #: ``MAX_SOFTIRQ_RESTART`` and ``MAX_SOFTIRQ_TIME`` (``kernel/softirq.c``).
+    max_softirq_restart: int = field(default=10, validator=_int_at_least(1))
+    max_softirq_time_ms: int = field(default=2, validator=_int_at_least(1))
+    #: CFS tunables (``kernel/sched/fair.c``, pre-EEVDF) of the task model.
+    sched_latency_ns: int = field(default=6_000_000, validator=_int_at_least(1))
+    sched_min_granularity_ns: int = field(default=750_000, validator=_int_at_least(1))
+    sched_wakeup_granularity_ns: int = field(default=1_000_000, validator=_int_at_least(0))
+    #: ``net.core.rmem_default``: a UDP socket's receive buffer in bytes.
+    rmem_default: int = field(default=212_992, validator=_int_at_least(1))
+    #: truesize charged to the receive buffer per small UDP skb.
+    skb_truesize: int = field(default=768, validator=_int_at_least(1))
+
+    @property
+    def budget_usecs(self) -> int:
+        """``netdev_budget_usecs`` in force: the kernel default is 2 jiffies."""
+        if self.netdev_budget_usecs is not None:
+            return self.netdev_budget_usecs
+        return 2 * 1_000_000 // self.hz
+
+    @property
+    def dev_rx_weight(self) -> int:
+        """``dev_rx_weight = weight_p * dev_weight_rx_bias`` (``proc_do_dev_weight``)."""
+        return self.dev_weight * self.dev_weight_rx_bias
+
+
+# --------------------------------------------------------------------- costs
+
+
+def _cost(default: int):
+    return field(default=default, validator=_int_at_least(0))
+
+
+@frozen
+class CostModel:
+    """What each step of the path costs, in simulated nanoseconds.
+
+    Defaults are bare-metal x86 starting points (kernel-model.md A.5, B.9): a small UDP
+    packet's protocol receive ~1 us, loopback send path ~1 us (``udp_sendmsg_ns`` plus
+    ``netif_rx_ns``), IPI delivery 1.5 us, a context switch 0.7 us (B.9.4: 0.94 us per
+    pipe hand-off including two syscalls), softirq entry/exit tens of ns.
+    """
+
+    #: ``netif_rx`` -> ``enqueue_to_backlog`` per packet, charged to the caller.
+    netif_rx_ns: int = _cost(100)
+    #: Hard-IRQ entry, handler and exit of one device interrupt, besides ``netif_rx``.
+    nic_irq_ns: int = _cost(300)
+    #: ``__netif_receive_skb`` up to the socket (IP + UDP receive) in ``process_backlog``.
+    protocol_rx_ns: int = _cost(1000)
+    #: ``udp_sendmsg`` up to ``dev_queue_xmit`` (process context).
+    udp_sendmsg_ns: int = _cost(900)
+    #: ``udp_recvmsg`` of one datagram, including the copy to user space.
+    udp_recvmsg_ns: int = _cost(1000)
+    #: ``smp_call_function_single_async`` on the sending CPU, per IPI.
+    ipi_send_ns: int = _cost(200)
+    #: From send to the target entering its IPI handler.
+    ipi_latency_ns: int = _cost(1500)
+    #: Hard-IRQ entry, ``rps_trigger_softirq`` and exit on the target.
+    ipi_handler_ns: int = _cost(300)
+    #: ``__schedule`` switching to another task (switching to idle is free).
+    context_switch_ns: int = _cost(700)
+    #: ``try_to_wake_up``, charged to the waker.
+    wakeup_ns: int = _cost(200)
+    #: From ``try_to_wake_up`` of a task on another CPU to it being runnable there.
+    wakeup_latency_ns: int = _cost(2000)
+    #: ``handle_softirqs`` entry and exit, per call.
+    softirq_entry_ns: int = _cost(50)
+
+
+# --------------------------------------------------------------------- workloads
+
+
+@frozen
+class LoopbackUdp:
+    """UDP over the loopback device: sender threads and receiver threads pinned to CPUs.
+
+    Sender ``i`` (on CPU ``senders[i]``) sends to the socket drained by receiver ``i``
+    (on CPU ``receivers[i]``), cycling over ``flows`` source ports. ``rate_pps`` is per
+    sender; ``None`` is a closed loop (the next ``sendmsg`` starts when the previous
+    returns). ``rps_cpus`` is the ``rps_cpus`` mask of ``lo``'s receive queue (empty:
+    RPS off, the packet is queued on the sending CPU).
+    """
+
+    senders: tuple[int, ...] = field(default=(0,), converter=_to_tuple, validator=_cpu_list)
+    receivers: tuple[int, ...] = field(default=(1,), converter=_to_tuple, validator=_cpu_list)
+    flows: int = field(default=1, validator=_int_at_least(1))
+    rate_pps: float | None = field(default=None, validator=_optional(_number_at_least(1)))
+    rps_cpus: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.senders) != len(self.receivers) or not self.senders:
+            raise ConfigError(
+                "loopback_udp.receivers", "one receiver CPU per sender CPU", self.receivers
+            )
+
+
+@frozen
+class NicIrq:
+    """A non-NAPI NIC interrupting ``cpu``; its hard-IRQ handler calls ``netif_rx``.
+
+    ``arrival`` is ``constant`` (evenly spaced), ``poisson`` (exponential gaps) or
+    ``bursty`` (Poisson interrupts each carrying ``burst`` packets). Each packet's flow is
+    drawn from ``flows`` flows, ``uniform`` or ``zipf`` (exponent ``zipf_s``).
+    ``rps_cpus`` is the receive queue's RPS mask (empty: RPS off).
+    """
+
+    cpu: int = field(default=0, validator=_int_at_least(0))
+    rate_pps: float = field(default=1_000_000.0, validator=_number_at_least(1))
+    arrival: str = field(default="poisson", validator=_one_of("constant", "poisson", "bursty"))
+    burst: int = field(default=16, validator=_int_at_least(1))
+    flows: int = field(default=1024, validator=_int_at_least(1))
+    flow_dist: str = field(default="uniform", validator=_one_of("uniform", "zipf"))
+    zipf_s: float = field(default=1.1, validator=_number_at_least(0))
+    rps_cpus: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
+
+
+Workload = LoopbackUdp | NicIrq
+
+
+def _workloads(inst: object, attr: attrs.Attribute, value: object) -> None:
+    if (
+        not isinstance(value, tuple)
+        or not value
+        or not all(isinstance(w, (LoopbackUdp, NicIrq)) for w in value)
+    ):
+        raise ConfigError("workloads", "a non-empty list of LoopbackUdp / NicIrq", value)
+
+
+def _options(value: Any) -> Any:
+    return tuple(sorted(dict(value).items())) if isinstance(value, Mapping) else value
+
+
+# --------------------------------------------------------------------- the run
+
+
+@frozen
+class Config:
+    """One run: topology, kernel, costs, workloads, policy, length and seed.
+
+    Input stops after ``packets`` packets (all sources together) or at ``duration_ns``,
+    whichever comes first (at least one must be given); the run then goes on for at most
+    ``drain_ns`` so queues can empty, and what is still queued is reported as such.
+    """
+
+    ncpus: int = field(default=2, validator=_int_at_least(1))
+    workloads: tuple[Workload, ...] = field(
+        factory=lambda: (LoopbackUdp(),), converter=_to_tuple, validator=_workloads
+    )
+    policy: str = field(default="softirq-ipi")
+    #: Policy options as sorted ``(name, value)`` pairs (a mapping is accepted).
+    policy_options: tuple[tuple[str, Any], ...] = field(default=(), converter=_options)
+    kernel: KernelParams = field(factory=KernelParams)
+    costs: CostModel = field(factory=CostModel)
+    packets: int | None = field(default=100_000, validator=_optional(_int_at_least(1)))
+    duration_ns: int | None = field(default=None, validator=_optional(_int_at_least(1)))
+    drain_ns: int = field(default=10_000_000, validator=_int_at_least(0))
+    seed: int = field(default=1, validator=_int_at_least(0))
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.policy, str) or not self.policy:
+            raise ConfigError("policy", "the name of an installed policy", self.policy)
+        if self.packets is None and self.duration_ns is None:
+            raise ConfigError("packets", "an integer >= 1 when duration_ns is not set", None)
+        if not isinstance(self.kernel, KernelParams):
+            raise ConfigError("kernel", "a KernelParams", self.kernel)
+        if not isinstance(self.costs, CostModel):
+            raise ConfigError("costs", "a CostModel", self.costs)
+        allowed = f"CPU numbers < ncpus={self.ncpus}"
+        self._check_cpus("kernel.flow_limit_cpu_bitmap", self.kernel.flow_limit_cpu_bitmap, allowed)
+        for w in self.workloads:
+            if isinstance(w, LoopbackUdp):
+                for name in ("senders", "receivers", "rps_cpus"):
+                    self._check_cpus(f"loopback_udp.{name}", getattr(w, name), allowed)
+            else:
+                self._check_cpus("nic_irq.cpu", (w.cpu,), allowed)
+                self._check_cpus("nic_irq.rps_cpus", w.rps_cpus, allowed)
+
+    def _check_cpus(self, name: str, cpus: tuple[int, ...], allowed: str) -> None:
+        bad = [c for c in cpus if c >= self.ncpus]
+        if bad:
+            raise ConfigError(name, allowed, cpus if len(cpus) > 1 else cpus[0])
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The policy options as a dict."""
+        return dict(self.policy_options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, nested workloads tagged with their kind: JSON-ready and complete."""
+
+        d = attrs.asdict(self)
+        d["workloads"] = [{"kind": type(w).__name__, **attrs.asdict(w)} for w in self.workloads]
+        d["policy_options"] = dict(self.policy_options)
+        return d
+
+    def evolve(self, **changes: Any) -> "Config":
+        """A copy with ``changes`` applied (``attrs.evolve``)."""
+        return attrs.evolve(self, **changes)

@@ -1,0 +1,213 @@
+# Shared definitions of the core: C records, constants, the Sim state.
+# Every record is a plain C struct in an array owned by Sim: no Python object exists
+# per packet, per task or per event.
+
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memset
+from libc.math cimport log, pow
+
+ctypedef long long i64
+ctypedef unsigned long long u64
+ctypedef unsigned int u32
+
+# ---------------------------------------------------------------- NAPI state bits
+# include/linux/netdevice.h enum order; the backlog uses these three.
+cdef enum:
+    NAPIF_STATE_SCHED = 1 << 0
+    NAPIF_STATE_THREADED = 1 << 8
+    NAPIF_STATE_SCHED_THREADED = 1 << 9
+
+# softirq vectors (kernel/softirq.c order); only NET_RX carries work in the model.
+cdef enum:
+    NET_RX_SOFTIRQ = 1 << 3
+
+# ---------------------------------------------------------------- CPU time buckets
+cdef enum:
+    B_HARDIRQ = 0
+    B_SOFTIRQ = 1
+    B_KSOFTIRQD = 2
+    B_BACKLOG_THREAD = 3
+    B_IRQ_THREAD = 4
+    B_APPLICATION = 5
+    B_SCHED = 6
+    N_BUCKETS = 7
+
+# ---------------------------------------------------------------- events
+cdef enum:
+    EV_STEP = 0       # the step a CPU is executing ends
+    EV_NIC = 1        # a device interrupt fires (a: source)
+    EV_IPI = 2        # an RPS IPI reaches its target (a: cpu)
+    EV_WAKE = 3       # a remote wake-up lands (a: task)
+    EV_TIMER = 4      # a rate-limited sender's hrtimer fires (a: task)
+    EV_TICK = 5       # scheduler tick (a: cpu)
+
+cdef struct Event:
+    i64 time
+    i64 seq
+    int kind
+    int a
+    int b
+
+# ---------------------------------------------------------------- packets and queues
+cdef struct Packet:
+    i64 t_sent        # sendmsg start (loopback) or arrival at the NIC
+    i64 t_enq         # netif_rx
+    int flow
+    int seq
+    int target        # CPU whose backlog holds it
+    int sock          # receiving socket, -1 for NIC traffic (done at protocol receive)
+    int next_free
+
+cdef struct Ring:     # FIFO of packet indices (sk_buff_head)
+    int* buf
+    int mask
+    u32 head
+    u32 tail
+
+# ---------------------------------------------------------------- tasks
+cdef enum:
+    T_SENDER = 0
+    T_RECEIVER = 1
+    T_KSOFTIRQD = 2
+    T_BACKLOG_NAPI = 3
+    T_IRQ_THREAD = 4
+
+cdef enum:
+    TS_RUNNING = 0    # current on its CPU
+    TS_RUNNABLE = 1   # on the run queue
+    TS_SLEEPING = 2
+    TS_WAKING = 3     # remote wake-up in flight
+    TS_DEAD = 4
+
+cdef enum:
+    SCHED_NORMAL = 0
+    SCHED_FIFO = 1
+
+cdef struct Task:
+    int kind
+    int cpu
+    int policy        # SCHED_NORMAL / SCHED_FIFO
+    int prio          # SCHED_FIFO priority
+    int state
+    int pc            # where its state machine resumes
+    int bh            # inside local_bh_disable (not preemptible on !RT)
+    int arg           # socket (sender/receiver) or source (irq thread)
+    i64 vruntime
+    i64 exec_start
+    i64 slice_start
+    i64 remaining     # rest of a step interrupted by preemption, or -1
+    int rem_bucket
+    int pkt           # packet in hand (sender), batch size (irq thread)
+    int poll_work     # process_backlog progress when polling from this task
+    int seg_n         # packets of the segment being processed
+    i64 next_send     # rate-limited sender: time of its next sendmsg
+    i64 nvcsw
+    i64 nivcsw
+
+# ---------------------------------------------------------------- per-CPU state
+cdef enum:
+    L_NONE = 0
+    L_TASK = 1
+    L_SOFTIRQ = 2
+    L_SWITCH = 3
+
+cdef struct Softnet:          # struct softnet_data
+    Ring input_pkt_queue
+    Ring process_queue
+    int napi_state            # backlog.state
+    int napi_weight           # backlog.weight
+    int on_poll_list          # backlog on this CPU's poll_list (the only NAPI it can hold)
+    int in_net_rx_action
+    int in_napi_threaded_poll
+    int* rps_ipi_list         # CPUs awaiting an IPI from this one (LIFO)
+    int rps_ipi_n
+    i64 processed
+    i64 dropped
+    i64 time_squeeze
+    i64 received_rps
+    i64 flow_limit_count
+    i64 input_queue_head
+    i64 input_queue_tail
+    int inflight              # packets of the segment now in process_backlog
+    int* fl_history           # skb_flow_limit: FLOW_LIMIT_HISTORY ring
+    int fl_head
+    int* fl_buckets           # NULL: no flow-limit table on this CPU
+    int fl_log_buckets
+
+cdef struct Cpu:
+    int online
+    int curr                  # running task, -1 = idle
+    int pending               # softirq pending mask
+    int need_resched
+    int nr_running            # runnable tasks incl. curr
+    i64 min_vruntime
+    # the step being executed
+    int level                 # L_NONE / L_TASK / L_SOFTIRQ / L_SWITCH
+    int token
+    int bucket
+    i64 step_start
+    i64 step_dur
+    i64 step_end
+    i64 steal                 # hard-IRQ time taken out of the running step
+    i64 busy_until            # hard-IRQ time on a CPU that ran no step
+    int irq_deferred          # an interrupt's irq_exit waits for IRQs to be enabled
+    # handle_softirqs frame
+    int softirq_active
+    int softirq_host_task     # task that called it (bh_enable, ksoftirqd) or -1 (irq_exit)
+    int sirq_pc
+    int sirq_restart
+    i64 sirq_end_jiffies
+    # net_rx_action frame
+    int nra_budget
+    i64 nra_time_limit
+    int nra_list
+    int nra_repoll
+    int nra_work
+    int nra_quota
+    int seg_n
+    int tick_pending
+    i64 acct[N_BUCKETS]
+    i64 switches
+
+# ---------------------------------------------------------------- traffic sources
+cdef enum:
+    SRC_NIC = 0
+    SRC_LOOPBACK = 1
+
+cdef enum:
+    ARR_CONSTANT = 0
+    ARR_POISSON = 1
+    ARR_BURSTY = 2
+
+cdef struct Source:
+    int kind
+    int cpu                   # NIC: interrupted CPU
+    double rate
+    double next_t
+    int arrival
+    int burst
+    int flow_base
+    int nflows
+    double* zipf_cdf          # NULL: uniform
+    int* rps_map              # rps_cpus of the receive queue (NULL: RPS off)
+    int rps_len
+    int sock                  # loopback: the socket it sends to
+    int irq_thread            # forced-threaded handler's task, -1 inline
+    Ring ring                 # packets waiting for the IRQ thread
+    int rr                    # loopback: next flow (round robin)
+
+cdef struct Socket:
+    Ring queue
+    int cap
+    int receiver              # task draining it
+
+# latency histogram: log-linear, 64 sub-buckets per power of two (~1.6 % resolution)
+cdef enum:
+    HIST_SUB = 64
+    HIST_N = 64 * 42
+
+cdef struct Hist:
+    i64 counts[HIST_N]
+    i64 n
+    i64 sum
+    i64 max

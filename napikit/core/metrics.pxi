@@ -1,0 +1,54 @@
+# Metrics: fixed-memory latency histograms and CPU-time accounting.
+
+cdef inline int hist_index(i64 v) noexcept nogil:
+    """Log-linear bucket: exact below 128 ns, then 64 buckets per power of two."""
+    cdef int shift
+    if v < 2 * HIST_SUB:
+        return <int>(v if v > 0 else 0)
+    shift = 0
+    while (v >> shift) >= 2 * HIST_SUB:
+        shift += 1
+    if shift + 1 >= HIST_N // HIST_SUB:
+        return HIST_N - 1
+    return (shift + 1) * HIST_SUB + <int>((v >> shift) - HIST_SUB)
+
+
+cdef inline i64 hist_lower(int idx) noexcept nogil:
+    cdef int shift
+    if idx < 2 * HIST_SUB:
+        return idx
+    shift = idx // HIST_SUB - 1
+    return (<i64>(idx % HIST_SUB + HIST_SUB)) << shift
+
+
+cdef inline void hist_add(Hist* h, i64 v) noexcept nogil:
+    h.counts[hist_index(v)] += 1
+    h.n += 1
+    h.sum += v
+    if v > h.max:
+        h.max = v
+
+
+cdef object hist_summary(Hist* h):
+    """count, mean and percentiles (bucket midpoints, capped at the exact max)."""
+    cdef int i
+    cdef i64 cum = 0, need, lo, hi
+    out = {"count": h.n, "mean_ns": (h.sum // h.n) if h.n else 0, "max_ns": h.max}
+    for name, q in (("p50_ns", 500), ("p90_ns", 900), ("p99_ns", 990), ("p999_ns", 999)):
+        if h.n == 0:
+            out[name] = 0
+            continue
+        need = (h.n * q + 999) // 1000
+        cum = 0
+        for i in range(HIST_N):
+            cum += h.counts[i]
+            if cum >= need:
+                break
+        lo = hist_lower(i)
+        hi = hist_lower(i + 1) if i + 1 < HIST_N else lo
+        out[name] = min((lo + hi) // 2 if hi > lo + 1 else lo, h.max)
+    return out
+
+
+cdef inline void account(Sim s, int cpu, int bucket, i64 ns) noexcept:
+    s.cpus[cpu].acct[bucket] += ns

@@ -1,0 +1,316 @@
+# CPU execution and tasks: timed steps, hard-IRQ time, the per-CPU scheduler
+# (kernel/sched/core.c, fair.c, rt.c), wake-ups and preemption. kernel-model.md A.2.7.
+#
+# A CPU executes one timed step at a time (a task's work, a softirq's work, or a context
+# switch); one EV_STEP event marks its end. Hard-IRQ work does not get a step: it is
+# charged at once and pushes back the end of whatever runs (steal), or, on a CPU running
+# nothing, the start of the next step (busy_until).
+
+cdef void cpu_charge(Sim s, int cpu, i64 ns, int bucket) noexcept:
+    """Charge ``ns`` of CPU time taken out of line (hard IRQ, IPI send, wake-up)."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if ns <= 0:
+        return
+    c.acct[bucket] += ns
+    if c.level != L_NONE:
+        c.steal += ns
+    else:
+        c.busy_until = (c.busy_until if c.busy_until > s.now else s.now) + ns
+
+
+cdef void start_step(Sim s, int cpu, int level, i64 dur, int bucket) noexcept:
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef i64 start = c.busy_until if c.busy_until > s.now else s.now
+    c.level = level
+    c.bucket = bucket
+    c.step_start = start
+    c.step_dur = dur
+    c.step_end = start + dur
+    c.steal = 0
+    c.token += 1
+    ev_push(s, c.step_end, EV_STEP, cpu, c.token)
+
+
+cdef void step_done(Sim s, int cpu, int token) noexcept:
+    """EV_STEP: the step ends, unless hard-IRQ time pushed its end back meanwhile."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef int level
+    if token != c.token:
+        return  # the step was interrupted and rescheduled
+    if c.steal:
+        c.step_end += c.steal
+        c.steal = 0
+        ev_push(s, c.step_end, EV_STEP, cpu, token)
+        return
+    level = c.level
+    c.level = L_NONE
+    c.acct[c.bucket] += c.step_dur
+    if level == L_SOFTIRQ:
+        softirq_continue(s, cpu)
+    elif level == L_TASK:
+        task_continue(s, cpu, c.curr)
+    else:
+        switch_done(s, cpu)
+
+
+cdef void suspend_task_step(Sim s, int cpu) noexcept:
+    """Interrupt the current task's step (preemption, or a softirq at irq_exit): the
+    part not yet done is kept in the task and resumed when it runs again."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef Task* t = &s.tasks[c.curr]
+    cdef i64 elapsed = s.now - c.step_start
+    cdef i64 irq = c.steal if c.steal < elapsed else elapsed
+    cdef i64 done = elapsed - irq
+    if done > c.step_dur:
+        done = c.step_dur
+    if done < 0:
+        done = 0
+    t.remaining = c.step_dur - done
+    t.rem_bucket = c.bucket
+    c.acct[c.bucket] += done
+    c.busy_until = s.now + (c.steal - irq)
+    c.steal = 0
+    c.level = L_NONE
+    c.token += 1
+
+
+cdef void return_from_irq(Sim s, int cpu) noexcept:
+    """Back from interrupt (and any softirq it ran) to the interrupted context, with the
+    kernel's preemption check (full preemption outside BH sections)."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if c.level == L_SOFTIRQ or c.level == L_SWITCH or c.softirq_active:
+        return
+    if c.curr < 0:
+        if c.level == L_NONE and c.nr_running > 0:
+            schedule(s, cpu)
+        return
+    if c.need_resched and not s.tasks[c.curr].bh:
+        if c.level == L_TASK:
+            suspend_task_step(s, cpu)
+        schedule(s, cpu)
+    elif c.level == L_NONE:
+        resume_task(s, cpu, c.curr)
+
+
+# ---------------------------------------------------------------- wake-ups
+
+cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
+    """``try_to_wake_up``: the waker pays ``wakeup_ns``; a task on another CPU becomes
+    runnable there ``wakeup_latency_ns`` later (``ttwu_queue``), one on this CPU at once.
+    ``waker_cpu`` < 0: woken by a timer, at no cost."""
+    cdef Task* t = &s.tasks[ti]
+    if t.state != TS_SLEEPING:
+        return
+    if t.kind == T_KSOFTIRQD:
+        s.ksoftirqd_wakeups += 1
+    elif t.kind == T_BACKLOG_NAPI:
+        s.backlog_thread_wakeups += 1
+    if waker_cpu >= 0:
+        cpu_charge(s, waker_cpu, s.c_wakeup, bucket)
+    if waker_cpu < 0 or waker_cpu == t.cpu:
+        activate(s, ti)
+    else:
+        t.state = TS_WAKING
+        ev_push(s, s.now + s.c_wakeup_latency, EV_WAKE, ti, 0)
+
+
+cdef void activate(Sim s, int ti) noexcept:
+    """``ttwu_do_activate`` + ``wakeup_preempt``: enqueue, place a CFS sleeper no more
+    than half a latency period behind (``place_entity``, GENTLE_FAIR_SLEEPERS), and
+    preempt the current task if the woken one should run first."""
+    cdef Task* t = &s.tasks[ti]
+    cdef int cpu = t.cpu
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef i64 floor_vr
+    t.state = TS_RUNNABLE
+    c.nr_running += 1
+    if t.policy == SCHED_NORMAL:
+        floor_vr = c.min_vruntime - s.sched_latency // 2
+        if t.vruntime < floor_vr:
+            t.vruntime = floor_vr
+    if c.nr_running >= 2:
+        tick_start(s, cpu)
+    if c.curr < 0:
+        if c.level == L_NONE and not c.softirq_active:
+            schedule(s, cpu)
+        else:
+            c.need_resched = 1
+        return
+    if should_preempt(s, cpu, ti):
+        c.need_resched = 1
+        if c.level == L_TASK and not s.tasks[c.curr].bh and not c.softirq_active:
+            suspend_task_step(s, cpu)
+            schedule(s, cpu)
+
+
+cdef bint should_preempt(Sim s, int cpu, int ti) noexcept:
+    """``check_preempt_curr``: RT beats CFS, higher RT priority beats lower; among CFS
+    tasks the woken one preempts when it lags more than the wake-up granularity."""
+    cdef Task* t = &s.tasks[ti]
+    cdef Task* cur = &s.tasks[s.cpus[cpu].curr]
+    if t.policy == SCHED_FIFO:
+        return cur.policy != SCHED_FIFO or t.prio > cur.prio
+    if cur.policy == SCHED_FIFO:
+        return False
+    update_curr(s, cpu)
+    return cur.vruntime - t.vruntime > s.sched_wakeup_gran
+
+
+cdef void update_curr(Sim s, int cpu) noexcept:
+    """``update_curr``: charge the running task's time to its vruntime (nice 0)."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef Task* t
+    cdef int i, ti
+    cdef i64 m
+    if c.curr < 0:
+        return
+    t = &s.tasks[c.curr]
+    if t.policy == SCHED_NORMAL:
+        t.vruntime += s.now - t.exec_start
+    t.exec_start = s.now
+    # min_vruntime only moves forward: the smallest vruntime among runnable CFS tasks
+    m = -1
+    for i in range(s.cpu_ntasks[cpu]):
+        ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
+        if s.tasks[ti].policy == SCHED_NORMAL and (
+                s.tasks[ti].state == TS_RUNNING or s.tasks[ti].state == TS_RUNNABLE):
+            if m < 0 or s.tasks[ti].vruntime < m:
+                m = s.tasks[ti].vruntime
+    if m > c.min_vruntime:
+        c.min_vruntime = m
+
+
+cdef void tick_start(Sim s, int cpu) noexcept:
+    """Keep the scheduler tick running while two or more tasks compete (NO_HZ idle)."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if c.tick_pending:
+        return
+    c.tick_pending = 1
+    ev_push(s, (s.now // s.tick_ns + 1) * s.tick_ns, EV_TICK, cpu, 0)
+
+
+cdef void scheduler_tick(Sim s, int cpu) noexcept:
+    """EV_TICK: ``check_preempt_tick`` (the running CFS task has had its ideal slice,
+    ``max(sched_latency / nr_running, min_granularity)``), then the tick's ``irq_exit``,
+    which also runs pending softirqs (kernel-model.md B.6.3)."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef Task* t
+    cdef i64 ideal
+    c.tick_pending = 0
+    if c.nr_running < 2 or not c.online:
+        return
+    if c.curr >= 0:
+        t = &s.tasks[c.curr]
+        if t.policy == SCHED_NORMAL:
+            update_curr(s, cpu)
+            ideal = s.sched_latency // c.nr_running
+            if ideal < s.sched_min_gran:
+                ideal = s.sched_min_gran
+            if s.now - t.slice_start >= ideal:
+                c.need_resched = 1
+    tick_start(s, cpu)
+    irq_exit(s, cpu, 0)
+
+
+# ---------------------------------------------------------------- __schedule
+
+cdef void schedule(Sim s, int cpu) noexcept:
+    """``__schedule``: pick the highest SCHED_FIFO task, else the CFS task with the
+    smallest vruntime (ties: the older task); switching to a task costs
+    ``context_switch_ns``, switching to idle nothing."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef int prev = c.curr
+    cdef int best = -1
+    cdef int i, ti
+    cdef Task* t
+    cdef Task* b
+    update_curr(s, cpu)
+    for i in range(s.cpu_ntasks[cpu]):
+        ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
+        t = &s.tasks[ti]
+        if t.state != TS_RUNNING and t.state != TS_RUNNABLE:
+            continue
+        if best < 0:
+            best = ti
+            continue
+        b = &s.tasks[best]
+        if t.policy != b.policy:
+            if t.policy == SCHED_FIFO:
+                best = ti
+        elif t.policy == SCHED_FIFO:
+            if t.prio > b.prio:
+                best = ti
+        elif t.vruntime < b.vruntime:
+            best = ti
+    c.need_resched = 0
+    if best == prev:
+        if prev >= 0:
+            s.tasks[prev].slice_start = s.now
+            resume_task(s, cpu, prev)
+        return
+    c.switches += 1
+    s.context_switches += 1
+    if prev >= 0:
+        t = &s.tasks[prev]
+        if t.state == TS_RUNNING:
+            t.state = TS_RUNNABLE
+            t.nivcsw += 1
+            s.involuntary_switches += 1
+        else:
+            t.nvcsw += 1
+    c.curr = best
+    if best < 0:
+        return
+    t = &s.tasks[best]
+    t.state = TS_RUNNING
+    t.exec_start = s.now
+    t.slice_start = s.now
+    if s.c_context_switch > 0:
+        start_step(s, cpu, L_SWITCH, s.c_context_switch, B_SCHED)
+    else:
+        switch_done(s, cpu)
+
+
+cdef void switch_done(Sim s, int cpu) noexcept:
+    """The switch is over: take an interrupt that waited for IRQs, then run the task."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if c.irq_deferred:
+        c.irq_deferred = 0
+        irq_exit(s, cpu, 0)
+        return
+    if c.curr >= 0:
+        resume_task(s, cpu, c.curr)
+
+
+cdef void resume_task(Sim s, int cpu, int ti) noexcept:
+    """Continue ``ti``: finish an interrupted step first, else run its state machine."""
+    cdef Task* t = &s.tasks[ti]
+    cdef i64 rem
+    if t.remaining >= 0:
+        rem = t.remaining
+        t.remaining = -1
+        start_step(s, cpu, L_TASK, rem, t.rem_bucket)
+    else:
+        task_run(s, cpu, ti)
+
+
+cdef void task_continue(Sim s, int cpu, int ti) noexcept:
+    """A preemption point in ``ti`` (``cond_resched``, ``preempt_enable``, return to user
+    space): switch if a reschedule is due, else carry on."""
+    if s.cpus[cpu].need_resched and not s.tasks[ti].bh:
+        schedule(s, cpu)
+    else:
+        task_run(s, cpu, ti)
+
+
+cdef void task_sleep(Sim s, int cpu, int ti) noexcept:
+    """``set_current_state(TASK_INTERRUPTIBLE); schedule()``."""
+    s.tasks[ti].state = TS_SLEEPING
+    s.cpus[cpu].nr_running -= 1
+    schedule(s, cpu)
+
+
+cdef void task_exit(Sim s, int cpu, int ti) noexcept:
+    s.tasks[ti].state = TS_DEAD
+    s.cpus[cpu].nr_running -= 1
+    schedule(s, cpu)

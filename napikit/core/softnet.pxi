@@ -1,0 +1,276 @@
+# softnet: the per-CPU backlog (struct softnet_data), its enqueue and poll sides,
+# RPS and the RPS IPIs. net/core/dev.c; kernel-model.md B.1-B.4.
+
+# ---------------------------------------------------------------- rings (sk_buff_head)
+
+cdef int ring_init(Ring* r, int min_cap) noexcept:
+    cdef int cap = 1
+    while cap < min_cap:
+        cap <<= 1
+    r.buf = <int*>malloc(cap * sizeof(int))
+    r.mask = cap - 1
+    r.head = 0
+    r.tail = 0
+    return cap
+
+
+cdef inline int ring_len(Ring* r) noexcept nogil:
+    return <int>(r.tail - r.head)
+
+
+cdef inline void ring_push(Ring* r, int v) noexcept nogil:
+    r.buf[r.tail & r.mask] = v
+    r.tail += 1
+
+
+cdef inline int ring_pop(Ring* r) noexcept nogil:
+    cdef int v = r.buf[r.head & r.mask]
+    r.head += 1
+    return v
+
+
+# ---------------------------------------------------------------- packet pool
+
+cdef inline int pkt_alloc(Sim s) noexcept:
+    cdef int i = s.free_pkt
+    s.free_pkt = s.pkts[i].next_free
+    s.pkts_in_use += 1
+    return i
+
+
+cdef inline void pkt_free(Sim s, int i) noexcept:
+    s.pkts[i].next_free = s.free_pkt
+    s.free_pkt = i
+    s.pkts_in_use -= 1
+
+
+# ---------------------------------------------------------------- enqueue side
+
+cdef inline int get_rps_cpu(Sim s, Source* src, int flow) noexcept:
+    """``get_rps_cpu``: ``rps_map->cpus[reciprocal_scale(hash, len)]`` if online, else -1.
+
+    Simplification: RFS (``rps_sock_flow_table``) is not modelled; RPS only.
+    """
+    cdef u32 h = flow_hash(s.seed, flow)
+    cdef int cpu = src.rps_map[(<u64>h * <u64>src.rps_len) >> 32]
+    return cpu if s.cpus[cpu].online else -1
+
+
+cdef void netif_rx(Sim s, int this_cpu, int idx, Source* src, int bucket) noexcept:
+    """``netif_rx`` / ``__netif_rx`` -> ``netif_rx_internal``: pick the CPU, enqueue.
+
+    The caller has already charged the ``netif_rx_ns`` cost in its own context.
+    """
+    cdef Packet* p = &s.pkts[idx]
+    cdef int target = this_cpu
+    p.t_enq = s.now
+    if src.rps_len > 0:
+        target = get_rps_cpu(s, src, p.flow)
+        if target < 0:
+            target = this_cpu
+    enqueue_to_backlog(s, this_cpu, idx, target, bucket)
+
+
+cdef bint skb_flow_limit(Sim s, int this_cpu, int flow, int qlen) noexcept:
+    """``skb_flow_limit``: the enqueueing CPU's table; only from half the backlog up."""
+    cdef Softnet* sd = &s.sd[this_cpu]
+    cdef int new_flow, old_flow
+    if qlen < (s.max_backlog >> 1) or sd.fl_buckets == NULL:
+        return False
+    # hash_32(skb_get_hash(skb), fl->log_buckets)
+    new_flow = <int>((flow_hash(s.seed, flow) * <u32>0x61C88647) >> (32 - sd.fl_log_buckets)) \
+        if sd.fl_log_buckets > 0 else 0
+    old_flow = sd.fl_history[sd.fl_head]
+    sd.fl_history[sd.fl_head] = new_flow
+    sd.fl_head = (sd.fl_head + 1) & (FLOW_LIMIT_HISTORY - 1)
+    if sd.fl_buckets[old_flow]:
+        sd.fl_buckets[old_flow] -= 1
+    sd.fl_buckets[new_flow] += 1
+    if sd.fl_buckets[new_flow] > (FLOW_LIMIT_HISTORY >> 1):
+        sd.flow_limit_count += 1
+        return True
+    return False
+
+
+cdef void enqueue_to_backlog(Sim s, int this_cpu, int idx, int target, int bucket) noexcept:
+    """``enqueue_to_backlog``: drop above ``netdev_max_backlog`` or by flow limit, else
+    queue on the target's ``input_pkt_queue``; schedule its NAPI only when the queue was
+    empty and SCHED was clear. Drops are charged to the target's ``dropped`` counter."""
+    cdef Softnet* sd = &s.sd[target]
+    cdef int qlen = ring_len(&sd.input_pkt_queue)
+    if qlen > s.max_backlog:
+        sd.dropped += 1
+        s.drop_backlog += 1
+        pkt_free(s, idx)
+        return
+    if skb_flow_limit(s, this_cpu, s.pkts[idx].flow, qlen):
+        sd.dropped += 1
+        s.drop_flow_limit += 1
+        pkt_free(s, idx)
+        return
+    if qlen == 0 and not (sd.napi_state & NAPIF_STATE_SCHED):
+        sd.napi_state |= NAPIF_STATE_SCHED
+        napi_schedule_rps(s, this_cpu, target, bucket)
+    s.pkts[idx].target = target
+    ring_push(&sd.input_pkt_queue, idx)
+    sd.input_queue_tail += 1
+
+
+# ---------------------------------------------------------------- scheduling decisions
+
+cdef inline void napi_schedule_local(Sim s, int cpu) noexcept:
+    """``____napi_schedule`` local path: onto ``poll_list``, raise NET_RX unless
+    ``net_rx_action`` is running (it will find the backlog itself)."""
+    s.sd[cpu].on_poll_list = 1
+    if not s.sd[cpu].in_net_rx_action:
+        s.cpus[cpu].pending |= NET_RX_SOFTIRQ
+
+
+cdef void napi_schedule_rps(Sim s, int this_cpu, int target, int bucket) noexcept:
+    """``napi_schedule_rps``: the policy's decision point (kernel-model.md B.3.1-3.2)."""
+    cdef Softnet* mysd = &s.sd[this_cpu]
+    cdef int act = s.policy.backlog_schedule(this_cpu, target, s.now)
+    if act == ACTION_SOFTIRQ:
+        if target != this_cpu:
+            policy_fault(s, "napikit_backlog_schedule", this_cpu,
+                         f"returned SOFTIRQ for remote CPU {target}; a softirq can only be "
+                         "raised on the local CPU (use IPI or THREAD)")
+            return
+        napi_schedule_local(s, this_cpu)
+    elif act == ACTION_IPI:
+        if target == this_cpu:
+            policy_fault(s, "napikit_backlog_schedule", this_cpu,
+                         "returned IPI for the local CPU (use SOFTIRQ or THREAD)")
+            return
+        # rps_ipi_list; the IPI is sent when net_rx_action ends (net_rps_action_and_irq_enable)
+        mysd.rps_ipi_list[mysd.rps_ipi_n] = target
+        mysd.rps_ipi_n += 1
+        if not mysd.in_net_rx_action and not mysd.in_napi_threaded_poll:
+            s.cpus[this_cpu].pending |= NET_RX_SOFTIRQ
+    elif act == ACTION_THREAD:
+        if not s.policy.backlog_threads:
+            policy_fault(s, "napikit_backlog_schedule", this_cpu,
+                         "returned THREAD but the policy has no backlog threads "
+                         "(backlog_threads is false)")
+            return
+        s.sd[target].napi_state |= NAPIF_STATE_SCHED_THREADED
+        s.thread_kicks += 1
+        wake_up(s, this_cpu, s.backlog_task[target], bucket)
+    elif act == DECISION_FAILED:
+        policy_fault(s, "napikit_backlog_schedule", this_cpu, None)
+    else:
+        policy_fault(s, "napikit_backlog_schedule", this_cpu,
+                     f"returned {act}; allowed: Action.SOFTIRQ (0), Action.IPI (1), "
+                     "Action.THREAD (2)")
+
+
+# ---------------------------------------------------------------- RPS IPIs
+
+cdef void net_rps_send_ipi(Sim s, int cpu, int bucket) noexcept:
+    """``net_rps_send_ipi``: one csd per CPU on ``rps_ipi_list`` (LIFO), if online."""
+    cdef Softnet* sd = &s.sd[cpu]
+    cdef int i, target
+    for i in range(sd.rps_ipi_n - 1, -1, -1):
+        target = sd.rps_ipi_list[i]
+        if s.cpus[target].online:
+            s.ipis += 1
+            cpu_charge(s, cpu, s.c_ipi_send, bucket)
+            ev_push(s, s.now + s.c_ipi_latency, EV_IPI, target, 0)
+    sd.rps_ipi_n = 0
+
+
+cdef void rps_trigger_softirq(Sim s, int cpu) noexcept:
+    """``rps_trigger_softirq``, the csd handler on the target, in hard-IRQ context."""
+    napi_schedule_local(s, cpu)
+    s.sd[cpu].received_rps += 1
+
+
+# ---------------------------------------------------------------- poll side
+
+cdef int process_backlog_begin(Sim s, int cpu, int bucket) noexcept:
+    """Start of ``process_backlog``: flush pending RPS IPIs, reload the weight.
+
+    Returns the quota, ``napi->weight`` as read before the call."""
+    cdef Softnet* sd = &s.sd[cpu]
+    cdef int quota = sd.napi_weight
+    if sd.rps_ipi_n:
+        net_rps_send_ipi(s, cpu, bucket)
+    sd.napi_weight = s.dev_rx_weight
+    return quota
+
+
+cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
+    """The next run of ``process_backlog``'s loop: how many packets it delivers from
+    ``process_queue`` before it must look again (quota reached, or queue empty).
+
+    Returns 0 when the poll is over: ``work == quota`` (still SCHED: repoll), or both
+    queues empty, in which case the NAPI completes (state masked to THREADED). When only
+    ``process_queue`` is empty the whole ``input_pkt_queue`` is spliced onto it (both
+    are rings of indices and ``process_queue`` is empty then, so the splice is a swap).
+    """
+    cdef Softnet* sd = &s.sd[cpu]
+    cdef Ring tmp
+    cdef int avail
+    if work >= quota:
+        return 0
+    while True:
+        avail = ring_len(&sd.process_queue)
+        if avail > 0:
+            return avail if avail < quota - work else quota - work
+        if ring_len(&sd.input_pkt_queue) == 0:
+            sd.napi_state &= NAPIF_STATE_THREADED
+            return 0
+        tmp = sd.process_queue
+        sd.process_queue = sd.input_pkt_queue
+        sd.input_pkt_queue = tmp
+
+
+cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
+    """``__netif_receive_skb`` of the ``n`` packets a step has just processed.
+
+    Simplification: the step is their summed protocol cost; packet ``i`` of ``n`` is
+    time-stamped as done ``(n-1-i) * protocol_rx_ns`` before the step's end, and side
+    effects (socket enqueue, the reader's wake-up) happen at the step's end.
+    """
+    cdef Softnet* sd = &s.sd[cpu]
+    cdef int i, idx
+    cdef i64 t
+    for i in range(n):
+        idx = ring_pop(&sd.process_queue)
+        t = s.now - (n - 1 - i) * s.c_protocol_rx
+        sd.processed += 1
+        if s.pkts[idx].target != cpu:
+            s.wrong_cpu += 1
+        hist_add(s.lat_enqueue, t - s.pkts[idx].t_enq)
+        if s.pkts[idx].sock < 0:
+            consume(s, idx, t)
+        else:
+            udp_queue_rcv(s, cpu, idx, bucket)
+    sd.input_queue_head += n
+
+
+cdef void consume(Sim s, int idx, i64 t) noexcept:
+    """A packet reaches its final consumer: checks per-flow order, counts, frees."""
+    cdef Packet* p = &s.pkts[idx]
+    if p.seq <= s.flow_last[p.flow]:
+        s.reordered += 1
+    s.flow_last[p.flow] = p.seq
+    s.delivered += 1
+    if s.input_open or t <= s.input_stop:
+        s.delivered_in_window += 1
+    if p.sock >= 0:
+        hist_add(s.lat_send_recv, t - p.t_sent)
+    pkt_free(s, idx)
+
+
+cdef void udp_queue_rcv(Sim s, int cpu, int idx, int bucket) noexcept:
+    """``__udp_enqueue_schedule_skb``: drop when the receive buffer is full, else queue
+    and wake the reader (``sock_def_readable``)."""
+    cdef Socket* so = &s.socks[s.pkts[idx].sock]
+    if ring_len(&so.queue) >= so.cap:
+        s.drop_socket += 1
+        pkt_free(s, idx)
+        return
+    ring_push(&so.queue, idx)
+    if s.tasks[so.receiver].state == TS_SLEEPING:
+        wake_up(s, cpu, so.receiver, bucket)

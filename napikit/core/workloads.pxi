@@ -1,0 +1,283 @@
+# Workloads and the kernel threads: each task is a state machine resumed at ``pc``.
+# Loopback UDP senders/receivers (kernel-model.md B.7), a non-NAPI NIC (B.2.1),
+# ksoftirqd (B.6.2), backlog_napi/N (B.5.2-5.3) and forced-threaded IRQ handlers (B.6.4).
+
+cdef enum:
+    SND_START = 0
+    SND_XMIT = 1
+    SND_RX = 2
+    SND_DONE = 3
+    RCV_START = 0
+    RCV_DONE = 1
+    KSI_START = 0
+    KSI_AFTER = 1
+    BN_START = 0
+    BN_POLL = 1
+    BN_SEG = 2
+    BN_SEG_DONE = 3
+    BN_POLLED = 4
+    BN_REPOLL = 5
+    IT_START = 0
+    IT_RX = 1
+
+
+cdef void task_run(Sim s, int cpu, int ti) noexcept:
+    cdef int kind = s.tasks[ti].kind
+    if s.failed:
+        return
+    if kind == T_SENDER:
+        run_sender(s, cpu, ti)
+    elif kind == T_RECEIVER:
+        run_receiver(s, cpu, ti)
+    elif kind == T_KSOFTIRQD:
+        run_ksoftirqd(s, cpu, ti)
+    elif kind == T_BACKLOG_NAPI:
+        run_backlog_napi(s, cpu, ti)
+    else:
+        run_irq_thread(s, cpu, ti)
+
+
+# ---------------------------------------------------------------- input generation
+
+cdef bint input_available(Sim s) noexcept:
+    """Whether a source may make another packet; closes the input when it may not."""
+    if s.input_open and (s.packets_left == 0 or s.now >= s.duration_end):
+        s.input_open = 0
+        s.input_stop = s.now
+        if s.now + s.drain_ns < s.end_time:
+            s.end_time = s.now + s.drain_ns
+    return s.input_open
+
+
+cdef int make_packet(Sim s, Source* src, int sock) noexcept:
+    """A new packet of one of ``src``'s flows (``packets_left`` was checked)."""
+    cdef int idx = pkt_alloc(s)
+    cdef Packet* p = &s.pkts[idx]
+    cdef int k, lo, hi, mid
+    cdef double u
+    if src.kind == SRC_LOOPBACK:
+        k = src.rr
+        src.rr = (src.rr + 1) % src.nflows
+    elif src.zipf_cdf == NULL:
+        k = <int>(rng_u01(s.rng) * src.nflows)
+    else:
+        u = rng_u01(s.rng)
+        lo = 0
+        hi = src.nflows - 1
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if src.zipf_cdf[mid] < u:
+                lo = mid + 1
+            else:
+                hi = mid
+        k = lo
+    p.flow = src.flow_base + k
+    s.flow_seq[p.flow] += 1
+    p.seq = s.flow_seq[p.flow]
+    p.t_sent = s.now
+    p.t_enq = s.now
+    p.target = -1
+    p.sock = sock
+    s.arrived += 1
+    s.packets_left -= 1
+    return idx
+
+
+# ---------------------------------------------------------------- loopback UDP
+
+cdef void run_sender(Sim s, int cpu, int ti) noexcept:
+    """A UDP sender in a loop of ``sendmsg``: ``udp_sendmsg`` (process context), then
+    ``__dev_queue_xmit`` with BH disabled -> ``loopback_xmit`` -> ``__netif_rx``; the
+    ``local_bh_enable`` that ends the transmit runs the pending NET_RX in the sender."""
+    cdef Task* t = &s.tasks[ti]
+    cdef Source* src = &s.sources[t.arg]
+    while True:
+        if t.pc == SND_START:
+            if not input_available(s):
+                task_exit(s, cpu, ti)
+                return
+            if src.rate > 0 and t.next_send > s.now:
+                t.state = TS_SLEEPING  # clock_nanosleep until the next send time
+                s.cpus[cpu].nr_running -= 1
+                ev_push(s, t.next_send, EV_TIMER, ti, 0)
+                schedule(s, cpu)
+                return
+            if src.rate > 0:
+                src.next_t += 1e9 / src.rate
+                t.next_send = <i64>src.next_t
+            t.pkt = make_packet(s, src, src.sock)
+            t.pc = SND_XMIT
+            start_step(s, cpu, L_TASK, s.c_udp_sendmsg, B_APPLICATION)
+            return
+        elif t.pc == SND_XMIT:
+            t.bh = 1  # rcu_read_lock_bh() in __dev_queue_xmit
+            t.pc = SND_RX
+            start_step(s, cpu, L_TASK, s.c_netif_rx, B_APPLICATION)
+            return
+        elif t.pc == SND_RX:
+            netif_rx(s, cpu, t.pkt, src, B_APPLICATION)
+            t.pkt = -1
+            t.pc = SND_DONE
+            local_bh_enable(s, cpu, ti)
+            return
+        else:  # SND_DONE: return to user space, a preemption point
+            t.pc = SND_START
+            if s.cpus[cpu].need_resched:
+                schedule(s, cpu)
+                return
+
+
+cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
+    """A UDP receiver: ``udp_recvmsg`` per datagram; sleeps on an empty queue."""
+    cdef Task* t = &s.tasks[ti]
+    cdef Socket* so = &s.socks[t.arg]
+    while True:
+        if t.pc == RCV_START:
+            if ring_len(&so.queue) == 0:
+                task_sleep(s, cpu, ti)
+                return
+            t.pc = RCV_DONE
+            start_step(s, cpu, L_TASK, s.c_udp_recvmsg, B_APPLICATION)
+            return
+        else:
+            consume(s, ring_pop(&so.queue), s.now)
+            t.pc = RCV_START
+            if s.cpus[cpu].need_resched:
+                schedule(s, cpu)
+                return
+
+
+# ---------------------------------------------------------------- non-NAPI NIC
+
+cdef void nic_interrupt(Sim s, int si) noexcept:
+    """EV_NIC: the device interrupts its CPU. Inline: the hard-IRQ handler calls
+    ``netif_rx`` per packet, then ``irq_exit``. Forced-threaded (``threadirqs``): the
+    primary handler only wakes the SCHED_FIFO 50 IRQ thread; packets wait in the
+    device's ring (``NIC_RING`` entries; a full ring drops, counted)."""
+    cdef Source* src = &s.sources[si]
+    cdef int cpu = src.cpu
+    cdef int k, j, idx
+    cdef double gap
+    if not input_available(s):
+        return
+    k = src.burst if src.arrival == ARR_BURSTY else 1
+    if k > s.packets_left:
+        k = <int>s.packets_left
+    for j in range(k):
+        idx = make_packet(s, src, -1)
+        if src.irq_thread >= 0:
+            if ring_len(&src.ring) >= NIC_RING:
+                s.drop_nic_ring += 1
+                pkt_free(s, idx)
+            else:
+                ring_push(&src.ring, idx)
+        else:
+            netif_rx(s, cpu, idx, src, B_HARDIRQ)
+            if s.failed:
+                return
+    if src.irq_thread >= 0:
+        wake_up(s, cpu, src.irq_thread, B_HARDIRQ)
+        irq_exit(s, cpu, s.c_nic_irq)
+    else:
+        irq_exit(s, cpu, s.c_nic_irq + k * s.c_netif_rx)
+    if src.arrival == ARR_CONSTANT:
+        gap = 1e9 / src.rate
+    else:
+        gap = -log(1.0 - rng_u01(s.rng)) * 1e9 * k / src.rate
+    src.next_t += gap
+    ev_push(s, <i64>src.next_t, EV_NIC, si, 0)
+
+
+cdef void run_irq_thread(Sim s, int cpu, int ti) noexcept:
+    """``irq_thread`` -> ``irq_forced_thread_fn``: the handler runs between
+    ``local_bh_disable``/``local_bh_enable``, so the NET_RX it raises runs at the end,
+    in this thread. Simplification: one pass takes every packet waiting in the ring."""
+    cdef Task* t = &s.tasks[ti]
+    cdef Source* src = &s.sources[t.arg]
+    cdef int j
+    if t.pc == IT_START:
+        if ring_len(&src.ring) == 0:
+            task_sleep(s, cpu, ti)
+            return
+        t.bh = 1
+        t.pkt = ring_len(&src.ring)
+        t.pc = IT_RX
+        start_step(s, cpu, L_TASK, t.pkt * s.c_netif_rx, B_IRQ_THREAD)
+    else:
+        for j in range(t.pkt):
+            netif_rx(s, cpu, ring_pop(&src.ring), src, B_IRQ_THREAD)
+            if s.failed:
+                return
+        t.pkt = -1
+        t.pc = IT_START
+        local_bh_enable(s, cpu, ti)
+
+
+# ---------------------------------------------------------------- kernel threads
+
+cdef void run_ksoftirqd(Sim s, int cpu, int ti) noexcept:
+    """``run_ksoftirqd`` under ``smpboot_thread_fn``: while softirqs are pending,
+    ``handle_softirqs(true)`` then ``cond_resched``; else sleep."""
+    cdef Task* t = &s.tasks[ti]
+    if t.pc == KSI_AFTER:
+        t.pc = KSI_START
+        if s.cpus[cpu].need_resched:
+            schedule(s, cpu)
+            return
+    if s.cpus[cpu].pending:
+        t.pc = KSI_AFTER
+        softirq_start(s, cpu, ti)
+    else:
+        task_sleep(s, cpu, ti)
+
+
+cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
+    """``backlog_napi/N``: ``smpboot_thread_fn`` sleeps until ``backlog_napi_should_run``
+    (SCHED_THREADED set), then ``run_backlog_napi`` -> ``napi_threaded_poll_loop``:
+    polls with no budget or time limit, ``local_bh_enable`` after each poll (running
+    softirqs raised meanwhile), ``cond_resched`` while it must repoll."""
+    cdef Task* t = &s.tasks[ti]
+    cdef Softnet* sd = &s.sd[cpu]
+    cdef int n
+    while True:
+        if s.failed:
+            return
+        if t.pc == BN_START:
+            if not (sd.napi_state & NAPIF_STATE_SCHED_THREADED):
+                task_sleep(s, cpu, ti)
+                return
+            t.pc = BN_POLL
+        elif t.pc == BN_POLL:
+            t.bh = 1
+            sd.in_napi_threaded_poll = 1
+            t.poll_work = 0
+            t.pkt = 0  # quota
+            if sd.napi_state & NAPIF_STATE_SCHED:
+                t.pkt = process_backlog_begin(s, cpu, B_BACKLOG_THREAD)
+                t.pc = BN_SEG
+            else:
+                t.pc = BN_POLLED
+        elif t.pc == BN_SEG:
+            n = process_backlog_next(s, cpu, t.poll_work, t.pkt)
+            if n == 0:
+                t.pc = BN_POLLED
+                continue
+            t.seg_n = n
+            t.pc = BN_SEG_DONE
+            start_step(s, cpu, L_TASK, n * s.c_protocol_rx, B_BACKLOG_THREAD)
+            return
+        elif t.pc == BN_SEG_DONE:
+            process_backlog_deliver(s, cpu, t.seg_n, B_BACKLOG_THREAD)
+            t.poll_work += t.seg_n
+            t.pc = BN_SEG
+        elif t.pc == BN_POLLED:
+            sd.in_napi_threaded_poll = 0
+            t.pc = BN_REPOLL if (t.pkt > 0 and t.poll_work == t.pkt) else BN_START
+            t.pkt = -1
+            local_bh_enable(s, cpu, ti)
+            return
+        else:  # BN_REPOLL: cond_resched between polls
+            t.pc = BN_POLL
+            if s.cpus[cpu].need_resched:
+                schedule(s, cpu)
+                return

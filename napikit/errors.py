@@ -1,0 +1,33 @@
+"""Errors napikit reports to its users: always one line, always naming the culprit."""
+
+from __future__ import annotations
+
+
+class NapikitError(Exception):
+    """Base of every error napikit raises on purpose (the CLI prints it and exits 2)."""
+
+
+class ConfigError(NapikitError, ValueError):
+    """A configuration field holds a value napikit cannot run.
+
+    The message names the field, the value given and the values allowed, e.g.
+    ``ncpus: must be an integer >= 1 (got 0)``.
+    """
+
+    def __init__(self, field: str, allowed: str, got: object) -> None:
+        self.field = field
+        self.allowed = allowed
+        self.got = got
+        super().__init__(f"{field}: must be {allowed} (got {got!r})")
+
+
+class PolicyError(NapikitError):
+    """A backlog-scheduling policy misbehaved: it raised, or returned an invalid decision.
+
+    The message names the policy, the hook, and where it happened (CPU, simulated time).
+    """
+
+    def __init__(self, policy: str, hook: str, message: str) -> None:
+        self.policy = policy
+        self.hook = hook
+        super().__init__(f"policy {policy!r}, hook {hook}: {message}")

@@ -1,0 +1,199 @@
+"""Policy discovery and selection: one pluggy manager, a registry, one deciding policy.
+
+Installed plugins are found through the ``napikit`` entry-point group, exactly as the
+shipped ``napikit_plugins`` are; each adds named policies through
+``napikit_register_policies``. A run selects one by name; :func:`make_decision`
+turns it into the compiled decision object the core calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import pluggy
+from attrs import field, frozen
+
+from napikit import hookspecs
+from napikit.decision import CompiledPolicy, PythonPolicy
+from napikit.errors import ConfigError, PolicyError
+
+
+@frozen
+class PolicyOption:
+    """One option a policy accepts: its name, Python type, default and meaning."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+
+
+@frozen
+class PolicySpec:
+    """A registered policy: how to build it and where it comes from."""
+
+    name: str
+    factory: Callable[..., Any]
+    options: tuple[PolicyOption, ...] = ()
+    description: str = ""
+    #: ``name version`` of the distribution that provided it, or the plugin's name.
+    package: str = field(default="", eq=False)
+
+    def build(self, options: Mapping[str, Any]) -> CompiledPolicy:
+        """Validate ``options`` and return the run's decision object."""
+        known = {o.name: o for o in self.options}
+        for key, value in options.items():
+            opt = known.get(key)
+            if opt is None:
+                allowed = ", ".join(sorted(known)) or "none (this policy takes no options)"
+                raise ConfigError(f"policy_options.{key}", f"one of: {allowed}", key)
+            if not _is_type(value, opt.type):
+                raise ConfigError(f"policy_options.{key}", f"a {opt.type.__name__}", value)
+        values = {o.name: options.get(o.name, o.default) for o in self.options}
+        try:
+            obj = self.factory(**values)
+        except Exception as e:
+            raise PolicyError(self.name, "factory", f"{type(e).__name__}: {e}") from e
+        return make_decision(self.name, obj)
+
+
+def _is_type(value: Any, typ: type) -> bool:
+    if typ is bool:
+        return isinstance(value, bool)
+    if typ in (int, float) and isinstance(value, bool):
+        return False
+    if typ is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, typ)
+
+
+class PolicyRegistry:
+    """The registry handed to ``napikit_register_policies``: name -> :class:`PolicySpec`."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, PolicySpec] = {}
+        self._package = ""
+
+    def register(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        options: tuple[PolicyOption, ...] | list[PolicyOption] = (),
+        description: str = "",
+    ) -> None:
+        """Add a policy under ``name`` (names are unique across installed plugins)."""
+        if name in self._specs:
+            raise PolicyError(
+                name, "napikit_register_policies",
+                f"registered twice (by {self._specs[name].package} and {self._package})",
+            )
+        self._specs[name] = PolicySpec(name, factory, tuple(options), description, self._package)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def get(self, name: str) -> PolicySpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise ConfigError("policy", "one of: " + ", ".join(self.names()), name) from None
+
+    def __iter__(self):
+        return (self._specs[n] for n in self.names())
+
+
+def plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
+    """A manager with napikit's hook specifications and every installed plugin."""
+    pm = pluggy.PluginManager(hookspecs.NAME)
+    pm.add_hookspecs(hookspecs)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(hookspecs.NAME)
+    pm.check_pending()
+    return pm
+
+
+def registry(pm: pluggy.PluginManager | None = None) -> PolicyRegistry:
+    """The policies of every plugin registered with ``pm`` (default: the installed ones)."""
+    pm = pm or _default_manager()
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    reg = PolicyRegistry()
+    # Called implementation by implementation so each policy is tagged with its package.
+    for impl in reversed(pm.hook.napikit_register_policies.get_hookimpls()):
+        dist = dists.get(id(impl.plugin))
+        reg._package = (
+            f"{dist.metadata['name']} {dist.version}" if dist is not None else impl.plugin_name
+        )
+        try:
+            impl.function(registry=reg)
+        except PolicyError:
+            raise
+        except Exception as e:
+            raise PolicyError(
+                impl.plugin_name, "napikit_register_policies", f"{type(e).__name__}: {e}"
+            ) from e
+    return reg
+
+
+_MANAGER: pluggy.PluginManager | None = None
+
+
+def _default_manager() -> pluggy.PluginManager:
+    global _MANAGER
+    if _MANAGER is None:
+        _MANAGER = plugin_manager()
+    return _MANAGER
+
+
+#: The decision hooks and their arguments, in the order the core passes them.
+_DECISION_HOOKS = {
+    "napikit_backlog_schedule": ("this_cpu", "target_cpu", "now_ns"),
+    "napikit_softirq_from_hardirq": ("cpu", "force_irqthreads", "now_ns"),
+}
+
+
+def make_decision(name: str, obj: Any) -> CompiledPolicy:
+    """The decision object for a policy factory's product.
+
+    A :class:`CompiledPolicy` is used as it is. Any other object is a Python policy: it
+    is registered in a private manager (so misspelt hooks fail ``check_pending``), and
+    each decision hook's implementation is resolved here, once per run.
+    """
+    if isinstance(obj, CompiledPolicy):
+        obj.name = name
+        return obj
+    pm = pluggy.PluginManager(hookspecs.NAME)
+    pm.add_hookspecs(hookspecs)
+    try:
+        pm.register(obj, name=f"policy:{name}")
+        pm.check_pending()
+    except (pluggy.PluginValidationError, ValueError) as e:
+        raise PolicyError(name, "registration", str(e)) from e
+    funcs = {}
+    for hook, spec_args in _DECISION_HOOKS.items():
+        impls = getattr(pm.hook, hook).get_hookimpls()
+        funcs[hook] = _positional(impls[-1], spec_args) if impls else None
+    return PythonPolicy(
+        name,
+        funcs["napikit_backlog_schedule"],
+        funcs["napikit_softirq_from_hardirq"],
+        backlog_threads=bool(getattr(obj, "backlog_threads", False)),
+        force_irqthreads=bool(getattr(obj, "force_irqthreads", False)),
+    )
+
+
+def _positional(impl: Any, spec_args: tuple[str, ...]) -> Callable[..., Any]:
+    """The implementation as a function of the spec's arguments, positionally.
+
+    pluggy lets an implementation take a subset of the arguments in any order; this
+    adapts it once, instead of pluggy matching names on every call.
+    """
+    fn = impl.function
+    if tuple(impl.argnames) == spec_args:
+        return fn
+    index = [spec_args.index(a) for a in impl.argnames]
+
+    def call(*args: Any) -> Any:
+        return fn(*(args[i] for i in index))
+
+    return call

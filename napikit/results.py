@@ -1,0 +1,183 @@
+"""Results of a run: frozen attrs values, rendered as JSON, text and softnet_stat."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+
+@frozen
+class SoftnetStat:
+    """One CPU's row of ``/proc/net/softnet_stat`` (``softnet_seq_show``)."""
+
+    cpu: int
+    processed: int
+    dropped: int
+    time_squeeze: int
+    received_rps: int
+    flow_limit_count: int
+    input_qlen: int
+    process_qlen: int
+
+    @property
+    def backlog_len(self) -> int:
+        """Column 12: ``input_pkt_queue`` plus ``process_queue`` length."""
+        return self.input_qlen + self.process_qlen
+
+    def line(self) -> str:
+        """The row as the kernel prints it: 15 ``%08x`` fields."""
+        fields = [
+            self.processed, self.dropped, self.time_squeeze, 0, 0, 0, 0, 0, 0,
+            self.received_rps, self.flow_limit_count, self.backlog_len, self.cpu,
+            self.input_qlen, self.process_qlen,
+        ]
+        return " ".join(f"{v & 0xFFFFFFFF:08x}" for v in fields)
+
+
+@frozen
+class Latency:
+    """A latency distribution, from a fixed-memory log-linear histogram (~1.6 %)."""
+
+    count: int
+    mean_ns: int
+    p50_ns: int
+    p90_ns: int
+    p99_ns: int
+    p999_ns: int
+    max_ns: int
+
+
+@frozen
+class CpuTime:
+    """One CPU's time by context, in simulated ns. ``sched`` is context-switch time."""
+
+    hardirq: int
+    softirq: int
+    ksoftirqd: int
+    backlog_thread: int
+    irq_thread: int
+    application: int
+    sched: int
+    idle: int
+
+
+@frozen
+class Drops:
+    """Packets dropped, by reason."""
+
+    backlog: int  #: ``input_pkt_queue`` above ``netdev_max_backlog``
+    flow_limit: int  #: ``skb_flow_limit``
+    socket: int  #: UDP receive buffer full
+    nic_ring: int  #: device ring full ahead of a forced-threaded handler
+
+    @property
+    def total(self) -> int:
+        return self.backlog + self.flow_limit + self.socket + self.nic_ring
+
+
+@frozen
+class Result:
+    """What a run did. ``delivered`` counts packets that reached their consumer: the
+    receiving thread's ``recvmsg`` for loopback UDP, the protocol receive for NIC
+    traffic. ``delivered_pps`` is the rate while input was offered."""
+
+    napikit_version: str
+    policy: str
+    policy_package: str
+    seed: int
+    config: dict[str, Any]
+    sim_time_ns: int
+    input_duration_ns: int
+    quiescent: bool
+    events: int
+    arrived: int
+    delivered: int
+    delivered_pps: float
+    queued: int
+    drops: Drops
+    softnet: tuple[SoftnetStat, ...]
+    cpu_time: tuple[CpuTime, ...]
+    latency_enqueue: Latency
+    latency_send_recv: Latency
+    ipis: int
+    thread_kicks: int
+    backlog_thread_wakeups: int
+    ksoftirqd_wakeups: int
+    context_switches: int
+    involuntary_switches: int
+    rt_idle_softirq_warnings: int
+    reordered: int
+    wrong_cpu: int
+    unpolled_backlogs: int
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], **meta: Any) -> "Result":
+        window = raw["input_duration_ns"]
+        return cls(
+            sim_time_ns=raw["sim_time_ns"],
+            input_duration_ns=window,
+            quiescent=raw["quiescent"],
+            events=raw["events"],
+            arrived=raw["arrived"],
+            delivered=raw["delivered"],
+            delivered_pps=round(raw["delivered_in_window"] * 1e9 / window, 3) if window else 0.0,
+            queued=raw["queued"],
+            drops=Drops(**raw["drops"]),
+            softnet=tuple(SoftnetStat(**row) for row in raw["softnet"]),
+            cpu_time=tuple(CpuTime(**row) for row in raw["cpu_time"]),
+            latency_enqueue=Latency(**raw["latency_enqueue"]),
+            latency_send_recv=Latency(**raw["latency_send_recv"]),
+            **{k: raw[k] for k in (
+                "ipis", "thread_kicks", "backlog_thread_wakeups", "ksoftirqd_wakeups",
+                "context_switches", "involuntary_switches", "rt_idle_softirq_warnings",
+                "reordered", "wrong_cpu", "unpolled_backlogs",
+            )},
+            **meta,
+        )
+
+    @property
+    def conserved(self) -> bool:
+        """Every packet that arrived was delivered, dropped with a reason, or is queued."""
+        return self.arrived == self.delivered + self.drops.total + self.queued
+
+    def softnet_stat(self) -> str:
+        """The text of ``/proc/net/softnet_stat`` at the end of the run."""
+        return "".join(row.line() + "\n" for row in self.softnet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    def to_json(self) -> str:
+        """Deterministic JSON: same configuration and seed, byte-identical text."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
+
+    def summary(self) -> str:
+        """A short human-readable report."""
+        lat = self.latency_send_recv if self.latency_send_recv.count else self.latency_enqueue
+        which = "send->recv" if self.latency_send_recv.count else "enqueue->delivery"
+        busy = [
+            f"cpu{i}: " + ", ".join(
+                f"{k} {v / max(1, self.sim_time_ns):.0%}"
+                for k, v in attrs.asdict(t).items() if k != "idle" and v
+            )
+            for i, t in enumerate(self.cpu_time)
+        ]
+        lines = [
+            f"policy {self.policy} ({self.policy_package}), seed {self.seed}",
+            f"packets: {self.arrived} arrived, {self.delivered} delivered, "
+            f"{self.drops.total} dropped (backlog {self.drops.backlog}, flow limit "
+            f"{self.drops.flow_limit}, socket {self.drops.socket}, nic ring "
+            f"{self.drops.nic_ring}), {self.queued} queued",
+            f"delivered: {self.delivered_pps:,.0f} packets/s over "
+            f"{self.input_duration_ns / 1e6:.3f} ms of input",
+            f"latency {which}: p50 {lat.p50_ns / 1e3:.2f} us, p99 {lat.p99_ns / 1e3:.2f} us, "
+            f"p99.9 {lat.p999_ns / 1e3:.2f} us, max {lat.max_ns / 1e3:.2f} us",
+            f"IPIs {self.ipis}, backlog thread wake-ups {self.backlog_thread_wakeups}, "
+            f"ksoftirqd wake-ups {self.ksoftirqd_wakeups}, context switches "
+            f"{self.context_switches} ({self.involuntary_switches} involuntary)",
+            "cpu time: " + ("; ".join(busy) if busy else "-"),
+        ]
+        return "\n".join(lines)

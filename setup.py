@@ -1,0 +1,12 @@
+"""Compiles napikit's Cython extensions; all metadata is in pyproject.toml."""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = [
+    Extension("napikit.decision", ["napikit/decision.pyx"]),
+    Extension("napikit._core", ["napikit/_core.pyx"]),
+    Extension("napikit_plugins._policies", ["napikit_plugins/_policies.pyx"]),
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))
