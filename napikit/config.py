@@ -145,10 +145,13 @@ def _cost(default: int):
 class CostModel:
     """What each step of the path costs, in simulated nanoseconds.
 
-    Defaults are bare-metal x86 starting points (kernel-model.md A.5, B.9): a small UDP
-    packet's protocol receive ~1 us, loopback send path ~1 us (``udp_sendmsg_ns`` plus
-    ``netif_rx_ns``), IPI delivery 1.5 us, a context switch 0.7 us (B.9.4: 0.94 us per
-    pipe hand-off including two syscalls), softirq entry/exit tens of ns.
+    Defaults are bare-metal x86 starting points (kernel-model.md A.5, B.9): the loopback
+    send path ~1 us (``udp_sendmsg_ns`` + ``netif_rx_ns``); protocol receive 0.5 us (B.9.4
+    measured 0.89 us per ``send`` *including* the whole RX softirq); ``recvmsg`` 1 us
+    (B.9.4: the receiver, at 1.48 us per datagram, was the slower side); a context switch
+    0.5 us (the test robot's +1.1 us per op for one wake-up and two switches, B.9.1, and
+    B.9.4's 0.94 us pipe hand-off); IPI delivery 1.5 us; softirq entry/exit tens of ns.
+    With these, SEED-LO's softirq path costs ~1.65 us per packet, the robot's base.
     """
 
     #: ``netif_rx`` -> ``enqueue_to_backlog`` per packet, charged to the caller.
@@ -156,7 +159,7 @@ class CostModel:
     #: Hard-IRQ entry, handler and exit of one device interrupt, besides ``netif_rx``.
     nic_irq_ns: int = _cost(300)
     #: ``__netif_receive_skb`` up to the socket (IP + UDP receive) in ``process_backlog``.
-    protocol_rx_ns: int = _cost(1000)
+    protocol_rx_ns: int = _cost(500)
     #: ``udp_sendmsg`` up to ``dev_queue_xmit`` (process context).
     udp_sendmsg_ns: int = _cost(900)
     #: ``udp_recvmsg`` of one datagram, including the copy to user space.
@@ -168,7 +171,7 @@ class CostModel:
     #: Hard-IRQ entry, ``rps_trigger_softirq`` and exit on the target.
     ipi_handler_ns: int = _cost(300)
     #: ``__schedule`` switching to another task (switching to idle is free).
-    context_switch_ns: int = _cost(700)
+    context_switch_ns: int = _cost(500)
     #: ``try_to_wake_up``, charged to the waker.
     wakeup_ns: int = _cost(200)
     #: From ``try_to_wake_up`` of a task on another CPU to it being runnable there.

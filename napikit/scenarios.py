@@ -1,0 +1,104 @@
+"""The named reference scenarios of ``shared/scenarios.md``, ready to run.
+
+Each is a :class:`Scenario` holding a complete :class:`~napikit.config.Config`; the
+policy is the run's to choose (``scenario.config.evolve(policy=...)``).
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from napikit.config import Config, CostModel, KernelParams, LoopbackUdp, NicIrq
+from napikit.errors import ConfigError
+
+
+@frozen
+class Scenario:
+    """A named, documented configuration."""
+
+    name: str
+    description: str
+    config: Config
+
+
+#: PERF-A's costs: every cost not named by the scenario is 0.
+_PERF_A_COSTS = CostModel(
+    netif_rx_ns=100, nic_irq_ns=0, protocol_rx_ns=1000, udp_sendmsg_ns=0, udp_recvmsg_ns=0,
+    ipi_send_ns=200, ipi_latency_ns=1500, ipi_handler_ns=300, context_switch_ns=0,
+    wakeup_ns=0, wakeup_latency_ns=0, softirq_entry_ns=0,
+)
+
+
+def _perf_a(rate_pps: float) -> Config:
+    return Config(
+        ncpus=4,
+        workloads=(NicIrq(cpu=0, rate_pps=rate_pps, arrival="poisson", flows=1024,
+                          flow_dist="uniform", rps_cpus=(0, 1, 2, 3)),),
+        costs=_PERF_A_COSTS,
+        packets=1_000_000,
+    )
+
+
+def _seed(ncpus: int = 2, rps_cpus: tuple[int, ...] = (), flows: int = 1,
+          rt: bool = False) -> Config:
+    return Config(
+        ncpus=ncpus,
+        workloads=(LoopbackUdp(senders=(0,), receivers=(1,), flows=flows, rps_cpus=rps_cpus),),
+        kernel=KernelParams(force_irqthreads=rt),
+        packets=200_000,
+    )
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "perf-a",
+            "PERF-A: a non-NAPI NIC on CPU 0, Poisson 2 Mpps, 1024 flows spread by RPS over "
+            "4 CPUs, 1,000,000 packets (engine speed yardstick)",
+            _perf_a(2_000_000.0),
+        ),
+        Scenario(
+            "perf-a-overload",
+            "PERF-A at 5 Mpps: CPU 0 is overloaded and about 30 % of packets drop at the "
+            "backlog limit",
+            _perf_a(5_000_000.0),
+        ),
+        Scenario(
+            "seed-lo",
+            "SEED-LO: loopback UDP, RPS off, closed-loop sender on CPU 0, receiver on CPU 1",
+            _seed(),
+        ),
+        Scenario(
+            "seed-rps",
+            "SEED-RPS: as SEED-LO, with lo's rps_cpus steering the flow to CPU 1",
+            _seed(rps_cpus=(1,)),
+        ),
+        Scenario(
+            "seed-rps-spread",
+            "SEED-RPS variant: 4 CPUs, 8 flows spread by RPS over all of them",
+            _seed(ncpus=4, rps_cpus=(0, 1, 2, 3), flows=8),
+        ),
+        Scenario(
+            "seed-rt",
+            "SEED-RT: SEED-RPS with force-threaded interrupts (threadirqs / PREEMPT_RT): "
+            "count the ksoftirqd wake-ups on the backlog path",
+            _seed(rps_cpus=(1,), rt=True),
+        ),
+    )
+}
+
+#: What ``napikit compare`` runs by default: the kernel change's story.
+DEFAULT_COMPARE = ("seed-lo", "seed-rps")
+
+
+def names() -> list[str]:
+    return list(SCENARIOS)
+
+
+def get(name: str) -> Scenario:
+    """The scenario called ``name`` (case-insensitive, ``SEED-LO`` = ``seed-lo``)."""
+    try:
+        return SCENARIOS[name.lower()]
+    except (KeyError, AttributeError):
+        raise ConfigError("scenario", "one of: " + ", ".join(SCENARIOS), name) from None
