@@ -1,5 +1,5 @@
-# softnet: the per-CPU backlog (struct softnet_data), its enqueue and poll sides,
-# RPS and the RPS IPIs. net/core/dev.c; kernel-model.md B.1-B.4.
+# softnet: the per-CPU backlog (struct softnet_data), its enqueue and poll sides.
+# net/core/dev.c; kernel-model.md B.1-B.4.
 
 # ---------------------------------------------------------------- rings (sk_buff_head)
 
@@ -45,16 +45,6 @@ cdef inline void pkt_free(Sim s, int i) noexcept:
 
 
 # ---------------------------------------------------------------- enqueue side
-
-cdef inline int get_rps_cpu(Sim s, Source* src, int flow) noexcept:
-    """``get_rps_cpu``: ``rps_map->cpus[reciprocal_scale(hash, len)]`` if online, else -1.
-
-    Simplification: RFS (``rps_sock_flow_table``) is not modelled; RPS only.
-    """
-    cdef u32 h = flow_hash(s.seed, flow)
-    cdef int cpu = src.rps_map[(<u64>h * <u64>src.rps_len) >> 32]
-    return cpu if s.cpus[cpu].online else -1
-
 
 cdef void netif_rx(Sim s, int this_cpu, int idx, Source* src, int bucket) noexcept:
     """``netif_rx`` / ``__netif_rx`` -> ``netif_rx_internal``: pick the CPU, enqueue.
@@ -162,27 +152,6 @@ cdef void napi_schedule_rps(Sim s, int this_cpu, int target, int bucket) noexcep
         policy_fault(s, "napikit_backlog_schedule", this_cpu,
                      f"returned {act}; allowed: Action.SOFTIRQ (0), Action.IPI (1), "
                      "Action.THREAD (2)")
-
-
-# ---------------------------------------------------------------- RPS IPIs
-
-cdef void net_rps_send_ipi(Sim s, int cpu, int bucket) noexcept:
-    """``net_rps_send_ipi``: one csd per CPU on ``rps_ipi_list`` (LIFO), if online."""
-    cdef Softnet* sd = &s.sd[cpu]
-    cdef int i, target
-    for i in range(sd.rps_ipi_n - 1, -1, -1):
-        target = sd.rps_ipi_list[i]
-        if s.cpus[target].online:
-            s.ipis += 1
-            cpu_charge(s, cpu, s.c_ipi_send, bucket)
-            ev_push(s, s.now + s.c_ipi_latency, EV_IPI, target, 0)
-    sd.rps_ipi_n = 0
-
-
-cdef void rps_trigger_softirq(Sim s, int cpu) noexcept:
-    """``rps_trigger_softirq``, the csd handler on the target, in hard-IRQ context."""
-    napi_schedule_local(s, cpu)
-    s.sd[cpu].received_rps += 1
 
 
 # ---------------------------------------------------------------- poll side

@@ -1,0 +1,30 @@
+# RPS: choosing the target CPU of a packet, and the IPIs that kick a remote backlog in
+# the classic kernel. net/core/dev.c, include/net/rps.h; kernel-model.md B.2.2, B.3.3-3.4.
+
+cdef inline int get_rps_cpu(Sim s, Source* src, int flow) noexcept:
+    """``get_rps_cpu``: ``rps_map->cpus[reciprocal_scale(hash, len)]`` if online, else -1.
+
+    Simplification: RFS (``rps_sock_flow_table``) is not modelled; RPS only.
+    """
+    cdef u32 h = flow_hash(s.seed, flow)
+    cdef int cpu = src.rps_map[(<u64>h * <u64>src.rps_len) >> 32]
+    return cpu if s.cpus[cpu].online else -1
+
+
+cdef void net_rps_send_ipi(Sim s, int cpu, int bucket) noexcept:
+    """``net_rps_send_ipi``: one csd per CPU on ``rps_ipi_list`` (LIFO), if online."""
+    cdef Softnet* sd = &s.sd[cpu]
+    cdef int i, target
+    for i in range(sd.rps_ipi_n - 1, -1, -1):
+        target = sd.rps_ipi_list[i]
+        if s.cpus[target].online:
+            s.ipis += 1
+            cpu_charge(s, cpu, s.c_ipi_send, bucket)
+            ev_push(s, s.now + s.c_ipi_latency, EV_IPI, target, 0)
+    sd.rps_ipi_n = 0
+
+
+cdef void rps_trigger_softirq(Sim s, int cpu) noexcept:
+    """``rps_trigger_softirq``, the csd handler on the target, in hard-IRQ context."""
+    napi_schedule_local(s, cpu)
+    s.sd[cpu].received_rps += 1
