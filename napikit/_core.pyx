@@ -20,6 +20,12 @@ cdef enum:
     NIC_RING = 4096            # device receive ring ahead of a forced-threaded handler
     FIFO_IRQ_PRIO = 50         # sched_set_fifo() of IRQ threads
 
+# The run starts on a machine that has been up a while: CPU min_vruntime is this far
+# along, the workload's senders start there (a fork is placed at min_vruntime) and every
+# other task has slept since boot, so its first wake-up gets the full sleeper credit
+# instead of the artefact of all clocks starting at zero.
+cdef i64 UPTIME_NS = 1_000_000_000
+
 
 cdef class Sim:
     """One run of the model. Build it from a :class:`napikit.Config` and a decision
@@ -198,6 +204,7 @@ cdef class Sim:
         for cpu in range(self.ncpus):
             self.cpus[cpu].online = 1
             self.cpus[cpu].curr = -1
+            self.cpus[cpu].min_vruntime = UPTIME_NS
             self.cpus[cpu].softirq_host_task = -1
             self.backlog_task[cpu] = -1
             # input_pkt_queue holds up to netdev_max_backlog + 1 (the check is qlen > max)
@@ -232,6 +239,7 @@ cdef class Sim:
             t.arg = arg
             t.remaining = -1
             t.pkt = -1
+            t.vruntime = UPTIME_NS if kind == T_SENDER else 0
             self.cpu_tasks[cpu * self.max_tasks_per_cpu + self.cpu_ntasks[cpu]] = i
             self.cpu_ntasks[cpu] += 1
             if kind == T_KSOFTIRQD:

@@ -35,7 +35,8 @@ hookimpl = pluggy.HookimplMarker(NAME)
 def napikit_register_policies(registry: "PolicyRegistry") -> None:
     """Add this plugin's policies to the registry.
 
-    Called once, when the plugin manager is built, on every installed plugin.
+    Called on every plugin when the policy registry is collected (once per process
+    for the installed plugins, see :func:`napikit.plugins.registry`).
 
     :param registry: call ``registry.register(name, factory, options=..., description=...)``
         for each policy; ``factory(**options)`` returns the policy's decision object (a

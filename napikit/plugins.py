@@ -45,8 +45,9 @@ class PolicySpec:
         for key, value in options.items():
             opt = known.get(key)
             if opt is None:
-                allowed = ", ".join(sorted(known)) or "none (this policy takes no options)"
-                raise ConfigError(f"policy_options.{key}", f"one of: {allowed}", key)
+                if not known:
+                    raise ConfigError("policy_options", f"empty: {self.name} takes no options", key)
+                raise ConfigError("policy_options", "one of: " + ", ".join(sorted(known)), key)
             if not _is_type(value, opt.type):
                 raise ConfigError(f"policy_options.{key}", f"a {opt.type.__name__}", value)
         values = {o.name: options.get(o.name, o.default) for o in self.options}
@@ -91,6 +92,7 @@ class PolicyRegistry:
         self._specs[name] = PolicySpec(name, factory, tuple(options), description, self._package)
 
     def names(self) -> list[str]:
+        """The registered policy names, sorted."""
         return sorted(self._specs)
 
     def get(self, name: str) -> PolicySpec:
@@ -114,8 +116,17 @@ def plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
 
 
 def registry(pm: pluggy.PluginManager | None = None) -> PolicyRegistry:
-    """The policies of every plugin registered with ``pm`` (default: the installed ones)."""
-    pm = pm or _default_manager()
+    """The policies of every plugin registered with ``pm`` (default: the installed ones,
+    collected once per process)."""
+    global _REGISTRY
+    if pm is None:
+        if _REGISTRY is None:
+            _REGISTRY = _collect(default_manager())
+        return _REGISTRY
+    return _collect(pm)
+
+
+def _collect(pm: pluggy.PluginManager) -> PolicyRegistry:
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     reg = PolicyRegistry()
     # Called implementation by implementation so each policy is tagged with its package.
@@ -136,9 +147,11 @@ def registry(pm: pluggy.PluginManager | None = None) -> PolicyRegistry:
 
 
 _MANAGER: pluggy.PluginManager | None = None
+_REGISTRY: PolicyRegistry | None = None
 
 
-def _default_manager() -> pluggy.PluginManager:
+def default_manager() -> pluggy.PluginManager:
+    """The manager of the installed plugins, built once per process."""
     global _MANAGER
     if _MANAGER is None:
         _MANAGER = plugin_manager()

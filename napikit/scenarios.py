@@ -93,6 +93,7 @@ DEFAULT_COMPARE = ("seed-lo", "seed-rps")
 
 
 def names() -> list[str]:
+    """The scenario names, in the order of ``shared/scenarios.md``."""
     return list(SCENARIOS)
 
 

@@ -10,7 +10,7 @@ import napikit
 from napikit._core import Sim
 from napikit.config import Config
 from napikit.errors import PolicyError
-from napikit.plugins import PolicyRegistry, plugin_manager, registry
+from napikit.plugins import PolicyRegistry, default_manager, registry
 from napikit.results import Result
 
 
@@ -37,7 +37,7 @@ class Simulation:
         """Run the model once and return its :class:`~napikit.results.Result`."""
         if self._result is not None:
             return self._result
-        pm = self._pm or plugin_manager()
+        pm = self._pm or default_manager()
         pm.hook.napikit_run_start(config=self.config)
         sim = Sim(self.config, self.decision)
         fault = sim.run()
