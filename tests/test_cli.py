@@ -1,0 +1,191 @@
+"""The ``napikit`` command line, called in-process through ``main``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import napikit
+from napikit.cli import main
+
+SMALL = ["--packets", "20000"]
+
+
+def napikit_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_policies_lists_shipped_policies(capsys):
+    """`policies` lists the three shipped policies, their package and the fast_path option."""
+    code, out, _ = napikit_cli(capsys, "policies")
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert {"softirq-ipi", "ksoftirqd", "backlog-threads"} <= set(rows)
+    for name in ("softirq-ipi", "ksoftirqd", "backlog-threads"):
+        assert "napikit 0.1.0" in rows[name]
+    assert "fast_path: bool = True" in rows["backlog-threads"]
+
+
+def test_scenarios_lists_named_scenarios(capsys):
+    """`scenarios` lists every named scenario with its description."""
+    code, out, _ = napikit_cli(capsys, "scenarios")
+    assert code == 0
+    for name in napikit.scenarios.names():
+        assert any(line.startswith(name + " ") for line in out.splitlines())
+    assert "SEED-LO: loopback UDP" in out
+
+
+def test_run_prints_summary(capsys):
+    """`run` prints the result's summary for the chosen policy."""
+    code, out, err = napikit_cli(capsys, "run", "--policy", "backlog-threads", *SMALL)
+    assert (code, err) == (0, "")
+    assert out.startswith("policy backlog-threads (napikit 0.1.0), seed 1\n")
+    assert "packets: 20000 arrived" in out
+
+
+def test_run_json_is_deterministic(capsys):
+    """`run --json` prints parseable JSON, byte-identical across two runs."""
+    argv = ["run", "--scenario", "seed-rps", "--seed", "7", "--json", *SMALL]
+    first = napikit_cli(capsys, *argv)[1]
+    second = napikit_cli(capsys, *argv)[1]
+    assert first == second
+    doc = json.loads(first)
+    assert (doc["policy"], doc["seed"], doc["arrived"]) == ("softirq-ipi", 7, 20000)
+
+
+def test_set_nested_fields_reach_the_config(capsys):
+    """`--set` changes nested, tuple and workload fields of the config recorded in the JSON."""
+    code, out, _ = napikit_cli(
+        capsys, "run", "--json", *SMALL,
+        "--set", "kernel.netdev_max_backlog=2000",
+        "--set", "costs.protocol_rx_ns=400",
+        "--set", "kernel.flow_limit_cpu_bitmap=0,1",
+        "--set", "workload.rps_cpus=1",
+        "--set", "workload.rate_pps=500000",
+    )
+    assert code == 0
+    config = json.loads(out)["config"]
+    assert config["kernel"]["netdev_max_backlog"] == 2000
+    assert config["costs"]["protocol_rx_ns"] == 400
+    assert config["kernel"]["flow_limit_cpu_bitmap"] == [0, 1]
+    assert config["workloads"][0]["rps_cpus"] == [1]
+    assert config["workloads"][0]["rate_pps"] == 500000
+
+
+def test_overrides_apply_together(capsys):
+    """Overrides are applied at once, so `--ncpus` and CPU lists that need it can go together."""
+    code, out, _ = napikit_cli(
+        capsys, "run", "--json", *SMALL, "--ncpus", "4",
+        "--set", "workload.senders=0,2", "--set", "workload.receivers=1,3",
+    )
+    assert code == 0
+    config = json.loads(out)["config"]
+    assert config["ncpus"] == 4
+    assert config["workloads"][0]["senders"] == [0, 2]
+
+
+def test_run_option_reaches_policy(capsys):
+    """`--option` passes a parsed policy option to the policy."""
+    code, out, _ = napikit_cli(
+        capsys, "run", "--policy", "backlog-threads", "--option", "fast_path=false", "--json",
+        *SMALL,
+    )
+    assert code == 0
+    assert json.loads(out)["config"]["policy_options"] == {"fast_path": False}
+
+
+def test_compare_prints_each_policy_and_rfc_variant(capsys):
+    """`compare` prints a row per installed policy plus backlog-threads[fast_path=False]."""
+    code, out, _ = napikit_cli(capsys, "compare", *SMALL)
+    assert code == 0
+    for scenario in napikit.scenarios.DEFAULT_COMPARE:
+        assert f"{scenario} (" in out
+    labels = [line.split()[0] for line in out.splitlines() if line.startswith(
+        ("softirq-ipi", "ksoftirqd", "backlog-threads"))]
+    expected = ["softirq-ipi", "backlog-threads", "backlog-threads[fast_path=False]", "ksoftirqd"]
+    assert labels == expected * len(napikit.scenarios.DEFAULT_COMPARE)
+
+
+def test_compare_variant_adds_a_row(capsys):
+    """`--variant` adds a row for a policy run with the given options."""
+    code, out, _ = napikit_cli(
+        capsys, "compare", "--scenario", "seed-lo", "--policy", "softirq-ipi",
+        "--variant", "backlog-threads:fast_path=false", *SMALL,
+    )
+    assert code == 0
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
+    assert rows == ["softirq-ipi", "backlog-threads[fast_path=False]"]
+
+
+def test_compare_json_is_keyed_by_scenario_and_label(capsys):
+    """`compare --json` prints {scenario: {label: result}} with sorted keys."""
+    code, out, _ = napikit_cli(
+        capsys, "compare", "--json", "--scenario", "seed-rps", "--policy", "backlog-threads",
+        *SMALL,
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert list(doc) == ["seed-rps"]
+    assert list(doc["seed-rps"]) == ["backlog-threads", "backlog-threads[fast_path=False]"]
+    assert doc["seed-rps"]["backlog-threads[fast_path=False]"]["config"]["policy_options"] == {
+        "fast_path": False
+    }
+    assert out == json.dumps(doc, sort_keys=True, indent=2) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["run", "--ncpus", "0"], "ncpus"),
+        (["run", "--policy", "nope"], "policy"),
+        (["run", "--scenario", "nope"], "scenario"),
+        (["run", "--set", "kernel.nope=1"], "kernel.nope"),
+        (["run", "--set", "nope=1"], "nope"),
+        (["run", "--set", "workload.nope=1"], "workload.nope"),
+        (["run", "--policy", "backlog-threads", "--option", "fast_path=3"], "fast_path"),
+        (["run", "--set", "workload.rps_cpus=7"], "rps_cpus"),
+        (["compare", "--set", "costs.protocol_rx_ns=-1"], "costs.protocol_rx_ns"),
+        (["run", "--packets", "many"], "--packets"),
+        (["run", "--set", "ncpus"], "--set"),
+        (["compare", "--variant", "backlog-threads"], "--variant"),
+    ],
+)
+def test_bad_input_is_one_line_error(capsys, argv, named):
+    """A bad input exits 2 with one stderr line naming the culprit, and no traceback."""
+    code, out, err = napikit_cli(capsys, *argv, *SMALL)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("napikit: error: ") and err.endswith("\n")
+    assert err.count("\n") == 1
+    assert named in err
+    assert "Traceback" not in err
+
+
+def test_unknown_names_list_allowed_values(capsys):
+    """An unknown policy name is answered with the installed ones."""
+    err = napikit_cli(capsys, "run", "--policy", "nope")[2]
+    assert "softirq-ipi" in err and "backlog-threads" in err
+
+
+def test_version(capsys):
+    """`--version` prints napikit's version and exits 0."""
+    code, out, _ = napikit_cli(capsys, "--version")
+    assert (code, out) == (0, f"napikit {napikit.__version__}\n")
+
+
+def test_console_script_runs():
+    """The console script installed beside this interpreter (else `python -m napikit`) runs."""
+    script = shutil.which("napikit", path=os.path.dirname(sys.executable))
+    command = [script] if script else [sys.executable, "-m", "napikit"]
+    proc = subprocess.run(
+        [*command, "policies"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "backlog-threads" in proc.stdout and "fast_path" in proc.stdout
