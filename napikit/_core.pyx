@@ -389,11 +389,31 @@ cdef class Sim:
                     activate(self, e.a)
             elif e.kind == EV_TIMER:
                 wake_up(self, -1, e.a, 0)
-            else:
+            elif e.kind == EV_TICK:
                 scheduler_tick(self, e.a)
+            else:
+                resched_event(self, e.a)
         if self.nev > 0 and not self.failed and self.end_time < self.heap[0].time:
             self.now = self.end_time
+        self._settle()
         return self.fault
+
+    cdef void _settle(self):
+        # The run ends when every CPU has done the work it committed to: hard-IRQ time
+        # charged at the last instant and steps still under way are counted in full.
+        cdef int cpu
+        cdef i64 until
+        cdef Cpu* c
+        for cpu in range(self.ncpus):
+            c = &self.cpus[cpu]
+            until = c.busy_until
+            if c.level != L_NONE:
+                c.acct[c.bucket] += c.step_dur
+                if c.step_end + c.steal > until:
+                    until = c.step_end + c.steal
+                c.level = L_NONE
+            if until > self.now:
+                self.now = until
 
     def raw_results(self):
         """Counters, per-CPU rows and histograms as plain Python values."""

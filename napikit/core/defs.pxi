@@ -40,6 +40,7 @@ cdef enum:
     EV_WAKE = 3       # a remote wake-up lands (a: task)
     EV_TIMER = 4      # a rate-limited sender's hrtimer fires (a: task)
     EV_TICK = 5       # scheduler tick (a: cpu)
+    EV_RESCHED = 6    # a CPU acts on need_resched (a: cpu)
 
 cdef struct Event:
     i64 time
@@ -166,6 +167,7 @@ cdef struct Cpu:
     int nra_quota
     int seg_n
     int tick_pending
+    int resched_pending
     i64 acct[N_BUCKETS]
     i64 switches
 

@@ -130,17 +130,37 @@ cdef void activate(Sim s, int ti) noexcept:
             t.vruntime = floor_vr
     if c.nr_running >= 2:
         tick_start(s, cpu)
-    if c.curr < 0:
-        if c.level == L_NONE and not c.softirq_active:
-            schedule(s, cpu)
-        else:
-            c.need_resched = 1
-        return
-    if should_preempt(s, cpu, ti):
+    if c.curr < 0 or should_preempt(s, cpu, ti):
         c.need_resched = 1
-        if c.level == L_TASK and not s.tasks[c.curr].bh and not c.softirq_active:
-            suspend_task_step(s, cpu)
+        resched_curr(s, cpu)
+
+
+cdef void resched_curr(Sim s, int cpu) noexcept:
+    """``resched_curr``: the CPU acts on ``need_resched`` once the code that woke the
+    task is done (an idle CPU leaves its idle loop, a busy one takes the resched IPI or
+    reaches its next preemption point). Never a switch in the middle of the waker: a
+    wake-up from ``enqueue_to_backlog`` must not run the thread before the packet is
+    queued."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if not c.resched_pending:
+        c.resched_pending = 1
+        ev_push(s, s.now, EV_RESCHED, cpu, 0)
+
+
+cdef void resched_event(Sim s, int cpu) noexcept:
+    """EV_RESCHED: switch now if the CPU is idle, or runs a task step that may be
+    preempted (outside BH sections and softirqs); otherwise ``need_resched`` waits for
+    the next preemption point."""
+    cdef Cpu* c = &s.cpus[cpu]
+    c.resched_pending = 0
+    if not c.need_resched or c.softirq_active:
+        return
+    if c.curr < 0:
+        if c.level == L_NONE:
             schedule(s, cpu)
+    elif c.level == L_TASK and not s.tasks[c.curr].bh:
+        suspend_task_step(s, cpu)
+        schedule(s, cpu)
 
 
 cdef bint should_preempt(Sim s, int cpu, int ti) noexcept:
