@@ -111,8 +111,17 @@ def plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     if load_entrypoints:
         pm.load_setuptools_entrypoints(hookspecs.NAME)
-    pm.check_pending()
+    check_plugins(pm)
     return pm
+
+
+def check_plugins(pm: pluggy.PluginManager) -> None:
+    """``check_pending``: a ``napikit_*`` hook no specification knows (a typo) is an
+    error naming the plugin, not an implementation silently never called."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as e:
+        raise PolicyError(pm.get_name(e.plugin) or repr(e.plugin), "registration", str(e)) from e
 
 
 def registry(pm: pluggy.PluginManager | None = None) -> PolicyRegistry:

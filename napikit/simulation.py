@@ -10,7 +10,7 @@ import napikit
 from napikit._core import Sim
 from napikit.config import Config
 from napikit.errors import PolicyError
-from napikit.plugins import PolicyRegistry, default_manager, registry
+from napikit.plugins import PolicyRegistry, check_plugins, default_manager, registry
 from napikit.results import Result
 
 
@@ -27,6 +27,8 @@ class Simulation:
         if not isinstance(config, Config):
             raise TypeError("Simulation needs a napikit.Config")
         self.config = config
+        if plugins is not None:
+            check_plugins(plugins)
         self._pm = plugins
         reg: PolicyRegistry = registry(plugins)
         self.spec = reg.get(config.policy)

@@ -42,11 +42,18 @@ cdef void task_run(Sim s, int cpu, int ti) noexcept:
 cdef bint input_available(Sim s) noexcept:
     """Whether a source may make another packet; closes the input when it may not."""
     if s.input_open and (s.packets_left == 0 or s.now >= s.duration_end):
-        s.input_open = 0
-        s.input_stop = s.now
-        if s.now + s.drain_ns < s.end_time:
-            s.end_time = s.now + s.drain_ns
+        input_close(s)
     return s.input_open
+
+
+cdef void input_close(Sim s) noexcept:
+    """No more input: the run goes on for at most ``drain_ns`` to empty the queues."""
+    if not s.input_open:
+        return
+    s.input_open = 0
+    s.input_stop = s.now
+    if s.now + s.drain_ns < s.end_time:
+        s.end_time = s.now + s.drain_ns
 
 
 cdef int make_packet(Sim s, Source* src, int sock) noexcept:
@@ -80,6 +87,8 @@ cdef int make_packet(Sim s, Source* src, int sock) noexcept:
     p.sock = sock
     s.arrived += 1
     s.packets_left -= 1
+    if s.packets_left == 0:
+        input_close(s)  # the window ends with the last packet made
     return idx
 
 
