@@ -1,0 +1,311 @@
+"""Configuration: kernel defaults, value semantics, and bad input failing with the field
+named in one line (architecture.md: "bad configuration fails before the run starts")."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+
+import napikit
+from napikit import (
+    Config, ConfigError, CostModel, KernelParams, LoopbackUdp, NapikitError, NicIrq, Simulation,
+)
+
+
+def _error(fn, *args, **kwargs) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, "a ConfigError is one line"
+    return info.value
+
+
+# ----------------------------------------------------------------- kernel defaults
+
+
+def test_kernel_defaults_are_linux_defaults():
+    """netdev_max_backlog 1000, dev_weight 64, netdev_budget 300 and the kernel's other
+    defaults (kernel-model.md B.8)."""
+    k = KernelParams()
+    assert (k.netdev_max_backlog, k.dev_weight, k.netdev_budget) == (1000, 64, 300)
+    assert (k.dev_weight_rx_bias, k.dev_rx_weight) == (1, 64)
+    assert (k.flow_limit_table_len, k.flow_limit_cpu_bitmap) == (4096, ())
+    assert (k.max_softirq_restart, k.max_softirq_time_ms) == (10, 2)
+    assert k.force_irqthreads is False
+
+
+@pytest.mark.parametrize("hz, usecs", [(1000, 2000), (250, 8000), (100, 20000)])
+def test_budget_usecs_default_is_two_jiffies(hz, usecs):
+    """netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ (2000 at 1000 Hz, 8000 at 250)."""
+    assert KernelParams(hz=hz).budget_usecs == usecs
+
+
+def test_budget_usecs_set_explicitly_wins():
+    """An explicit netdev_budget_usecs is used as it is, whatever HZ."""
+    assert KernelParams(hz=250, netdev_budget_usecs=300).budget_usecs == 300
+
+
+def test_dev_rx_weight_is_weight_times_bias():
+    """dev_rx_weight = dev_weight * dev_weight_rx_bias (proc_do_dev_weight)."""
+    assert KernelParams(dev_weight=16, dev_weight_rx_bias=3).dev_rx_weight == 48
+
+
+def test_default_config_is_seed_lo_shaped():
+    """The default config is 2 CPUs of loopback UDP from CPU 0 to CPU 1, RPS off,
+    under softirq-ipi with the default costs and kernel."""
+    c = Config()
+    assert c.ncpus == 2 and c.policy == "softirq-ipi"
+    assert c.workloads == (LoopbackUdp(senders=(0,), receivers=(1,), rps_cpus=()),)
+    assert c.kernel == KernelParams() and c.costs == CostModel()
+
+
+# ----------------------------------------------------------------- value semantics
+
+
+def test_config_is_frozen():
+    """A Config cannot be changed in place."""
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        Config().ncpus = 4
+
+
+def test_evolve_returns_a_changed_copy():
+    """evolve leaves the original as it was."""
+    c = Config()
+    d = c.evolve(ncpus=4, seed=7)
+    assert (c.ncpus, c.seed) == (2, 1) and (d.ncpus, d.seed) == (4, 7)
+
+
+def test_evolve_validates_the_new_value():
+    """evolve to an invalid value raises ConfigError like construction does."""
+    assert str(_error(Config().evolve, ncpus=0)).startswith("ncpus:")
+
+
+def test_evolve_rechecks_cpu_masks_against_ncpus():
+    """Shrinking ncpus below a CPU a workload names is rejected."""
+    c = Config(ncpus=4, workloads=[LoopbackUdp(senders=[0], receivers=[3])])
+    assert str(_error(c.evolve, ncpus=2)).startswith("loopback_udp.receivers:")
+
+
+def test_lists_become_tuples():
+    """Lists are accepted for CPU lists and workloads and stored as tuples."""
+    w = LoopbackUdp(senders=[0, 1], receivers=[2, 3], rps_cpus=[1])
+    c = Config(ncpus=4, workloads=[w])
+    assert w.senders == (0, 1) and w.rps_cpus == (1,)
+    assert isinstance(c.workloads, tuple)
+
+
+def test_policy_options_are_sorted_pairs():
+    """A policy_options mapping is stored as sorted (name, value) pairs."""
+    c = Config(policy_options={"b": 1, "a": 2})
+    assert c.policy_options == (("a", 2), ("b", 1))
+    assert c.options == {"a": 2, "b": 1}
+
+
+def test_equal_configs_are_equal_and_hash_alike():
+    """Configs are values: equal fields, equal and same hash."""
+    assert Config(ncpus=3) == Config(ncpus=3)
+    assert hash(Config(ncpus=3)) == hash(Config(ncpus=3))
+
+
+def test_to_dict_is_complete_and_json_ready():
+    """to_dict names every field, tags workloads with their kind, and is JSON-ready."""
+    c = Config(ncpus=4, workloads=[NicIrq(cpu=1, rps_cpus=[2, 3]), LoopbackUdp()],
+               policy="backlog-threads", policy_options={"fast_path": False})
+    d = json.loads(json.dumps(c.to_dict()))
+    assert set(d) == {a.name for a in attrs.fields(Config)}
+    assert [w["kind"] for w in d["workloads"]] == ["NicIrq", "LoopbackUdp"]
+    assert d["workloads"][0]["rps_cpus"] == [2, 3]
+    assert d["policy_options"] == {"fast_path": False}
+    assert set(d["kernel"]) == {a.name for a in attrs.fields(KernelParams)}
+    assert set(d["costs"]) == {a.name for a in attrs.fields(CostModel)}
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def test_config_error_is_a_value_error_and_a_napikit_error():
+    """ConfigError can be caught as ValueError or as NapikitError, and keeps its parts."""
+    err = _error(Config, ncpus=0)
+    assert isinstance(err, ValueError) and isinstance(err, NapikitError)
+    assert (err.field, err.got) == ("ncpus", 0)
+
+
+@pytest.mark.parametrize("ncpus", [0, -1])
+def test_ncpus_below_one_is_rejected(ncpus):
+    """ncpus < 1 names the field and the allowed values."""
+    msg = str(_error(Config, ncpus=ncpus))
+    assert msg.startswith("ncpus:") and ">= 1" in msg and repr(ncpus) in msg
+
+
+@pytest.mark.parametrize("ncpus", [True, 2.0, "2", None])
+def test_ncpus_must_be_an_integer(ncpus):
+    """A bool, float, string or None is not a CPU count."""
+    assert str(_error(Config, ncpus=ncpus)).startswith("ncpus:")
+
+
+@pytest.mark.parametrize("field", ["senders", "receivers", "rps_cpus"])
+def test_loopback_cpu_beyond_ncpus_is_rejected(field):
+    """A loopback CPU list naming an absent CPU names the list and ncpus."""
+    w = {"senders": [0], "receivers": [1], "rps_cpus": []}
+    w[field] = [5]
+    msg = str(_error(Config, ncpus=2, workloads=[LoopbackUdp(**w)]))
+    assert msg.startswith(f"loopback_udp.{field}:")
+    assert "ncpus=2" in msg and "5" in msg
+
+
+def test_nic_cpu_beyond_ncpus_is_rejected():
+    """A NIC interrupting an absent CPU names nic_irq.cpu."""
+    msg = str(_error(Config, ncpus=2, workloads=[NicIrq(cpu=2)]))
+    assert msg.startswith("nic_irq.cpu:") and "ncpus=2" in msg
+
+
+def test_nic_rps_cpu_beyond_ncpus_is_rejected():
+    """A NIC's rps_cpus naming an absent CPU names nic_irq.rps_cpus."""
+    msg = str(_error(Config, ncpus=4, workloads=[NicIrq(cpu=0, rps_cpus=[0, 1, 9])]))
+    assert msg.startswith("nic_irq.rps_cpus:") and "ncpus=4" in msg
+
+
+def test_flow_limit_bitmap_beyond_ncpus_is_rejected():
+    """flow_limit_cpu_bitmap naming an absent CPU names the kernel field."""
+    msg = str(_error(Config, ncpus=2, kernel=KernelParams(flow_limit_cpu_bitmap=[3])))
+    assert msg.startswith("kernel.flow_limit_cpu_bitmap:") and "ncpus=2" in msg
+
+
+@pytest.mark.parametrize("mask", [[-1], [0, 0], ["1"], [True]])
+def test_cpu_lists_hold_distinct_cpu_numbers(mask):
+    """Negative, repeated, string or bool CPU numbers are rejected."""
+    assert str(_error(LoopbackUdp, rps_cpus=mask)).startswith("loopback_udp.rps_cpus:")
+
+
+def test_senders_and_receivers_pair_up():
+    """Each sender needs one receiver."""
+    assert str(_error(LoopbackUdp, senders=[0, 1], receivers=[1])).startswith(
+        "loopback_udp.receivers:")
+
+
+@pytest.mark.parametrize("field", [a.name for a in attrs.fields(CostModel)])
+def test_negative_cost_is_rejected(field):
+    """Every cost names itself when negative: costs.<field>: must be an integer >= 0."""
+    msg = str(_error(CostModel, **{field: -1}))
+    assert msg.startswith(f"costs.{field}:") and ">= 0" in msg
+
+
+def test_fractional_cost_is_rejected():
+    """Costs are integer nanoseconds."""
+    assert str(_error(CostModel, ipi_send_ns=1.5)).startswith("costs.ipi_send_ns:")
+
+
+def test_zero_costs_are_allowed():
+    """A cost may be 0 (PERF-A sets most of them so)."""
+    assert CostModel(**{a.name: 0 for a in attrs.fields(CostModel)}).ipi_send_ns == 0
+
+
+@pytest.mark.parametrize("rate", [0, -5, 0.5, float("nan"), float("inf")])
+def test_nic_rate_must_be_positive_and_finite(rate):
+    """A NIC rate below 1 pps, NaN or infinite names nic_irq.rate_pps."""
+    assert str(_error(NicIrq, rate_pps=rate)).startswith("nic_irq.rate_pps:")
+
+
+@pytest.mark.parametrize("rate", [0, -1000, float("nan")])
+def test_loopback_rate_must_be_positive(rate):
+    """A paced loopback sender needs a rate of at least 1 pps."""
+    assert str(_error(LoopbackUdp, rate_pps=rate)).startswith("loopback_udp.rate_pps:")
+
+
+def test_unknown_arrival_kind_lists_the_kinds():
+    """An unknown arrival kind names the field and every allowed kind."""
+    msg = str(_error(NicIrq, arrival="uniform"))
+    assert msg.startswith("nic_irq.arrival:")
+    assert all(kind in msg for kind in ("constant", "poisson", "bursty")) and "'uniform'" in msg
+
+
+def test_unknown_flow_distribution_lists_the_choices():
+    """An unknown flow distribution names the field, uniform and zipf."""
+    msg = str(_error(NicIrq, flow_dist="pareto"))
+    assert msg.startswith("nic_irq.flow_dist:") and "uniform" in msg and "zipf" in msg
+
+
+@pytest.mark.parametrize("field, value", [
+    ("netdev_max_backlog", 0), ("dev_weight", 0), ("netdev_budget", 0),
+    ("netdev_budget_usecs", 0), ("hz", 0), ("flow_limit_table_len", 0),
+    ("max_softirq_restart", 0),
+])
+def test_kernel_parameter_below_minimum_is_rejected(field, value):
+    """Kernel parameters below the kernel's minimum name the kernel field."""
+    msg = str(_error(KernelParams, **{field: value}))
+    assert msg.startswith(f"kernel.{field}:") and ">= 1" in msg
+
+
+@pytest.mark.parametrize("field", ["force_irqthreads", "idle_poll"])
+def test_kernel_switches_must_be_booleans(field):
+    """Boot switches take true or false, not 1 or a string."""
+    msg = str(_error(KernelParams, **{field: 1}))
+    assert msg.startswith(f"kernel.{field}:") and "true or false" in msg
+
+
+def test_run_length_must_be_bounded():
+    """packets=None needs a duration_ns."""
+    assert str(_error(Config, packets=None)).startswith("packets:")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("packets", 0), ("duration_ns", 0), ("drain_ns", -1), ("seed", -1),
+])
+def test_run_fields_below_minimum_are_rejected(field, value):
+    """packets, duration_ns, drain_ns and seed name themselves when out of range."""
+    assert str(_error(Config, **{field: value})).startswith(f"{field}:")
+
+
+@pytest.mark.parametrize("workloads", [[], [object()], "lo"])
+def test_workloads_must_be_loopback_or_nic(workloads):
+    """workloads must be a non-empty list of LoopbackUdp / NicIrq."""
+    msg = str(_error(Config, workloads=workloads))
+    assert msg.startswith("workloads:") and "LoopbackUdp" in msg and "NicIrq" in msg
+
+
+def test_kernel_and_costs_must_have_their_types():
+    """A dict is not a KernelParams nor a CostModel."""
+    assert str(_error(Config, kernel={"hz": 250})).startswith("kernel:")
+    assert str(_error(Config, costs={"ipi_send_ns": 1})).startswith("costs:")
+
+
+@pytest.mark.parametrize("policy", ["", None, 3])
+def test_policy_must_be_a_name(policy):
+    """An empty or non-string policy fails at construction."""
+    assert str(_error(Config, policy=policy)).startswith("policy:")
+
+
+def test_unknown_policy_fails_at_simulation_construction():
+    """An unknown policy name fails when the Simulation is built, listing every
+    installed policy."""
+    msg = str(_error(Simulation, Config(policy="softirq-ipy")))
+    assert msg.startswith("policy:") and "'softirq-ipy'" in msg
+    assert all(p in msg for p in ("softirq-ipi", "ksoftirqd", "backlog-threads"))
+
+
+def test_wrong_option_type_names_the_option_and_type():
+    """fast_path=3 is not a bool: policy_options.fast_path names the expected type."""
+    config = Config(policy="backlog-threads", policy_options={"fast_path": 3})
+    msg = str(_error(Simulation, config))
+    assert msg.startswith("policy_options.fast_path:") and "bool" in msg and "3" in msg
+
+
+def test_unknown_option_lists_the_known_ones():
+    """An unknown option of backlog-threads names itself and lists fast_path."""
+    config = Config(policy="backlog-threads", policy_options={"fastpath": True})
+    msg = str(_error(Simulation, config))
+    assert msg.startswith("policy_options") and "'fastpath'" in msg and "fast_path" in msg
+
+
+def test_option_for_a_policy_without_options_says_so():
+    """Options given to softirq-ipi (which takes none) are rejected and say so."""
+    config = Config(policy="softirq-ipi", policy_options={"fast_path": True})
+    msg = str(_error(Simulation, config))
+    assert msg.startswith("policy_options") and "fast_path" in msg and "no options" in msg
+
+
+def test_simulate_rejects_bad_overrides():
+    """simulate(**fields) validates its overrides like Config does."""
+    assert str(_error(napikit.simulate, ncpus=0)).startswith("ncpus:")
