@@ -9,7 +9,7 @@ the parts call each other as plain C functions. All state is C arrays owned by
 """
 
 from napikit.decision cimport (
-    CompiledPolicy, ACTION_SOFTIRQ, ACTION_IPI, ACTION_THREAD,
+    CompiledPolicy, ACTION_SOFTIRQ, ACTION_IPI, ACTION_THREAD, ACTION_NONE,
     SOFTIRQ_INLINE, SOFTIRQ_KSOFTIRQD, DECISION_FAILED,
 )
 
@@ -89,7 +89,9 @@ cdef class Sim:
     cdef i64 drop_backlog, drop_flow_limit, drop_socket, drop_nic_ring
     cdef i64 ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
     cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
-    cdef i64 reordered, wrong_cpu, events
+    cdef i64 reordered, wrong_cpu, events, lost_kicks
+    cdef i64 stall_timeout
+    cdef int watchdog_pending  # the watchdog's own event is no activity
     # a policy fault ends the run
     cdef bint failed
     cdef readonly object fault
@@ -152,6 +154,7 @@ cdef class Sim:
         self.packets_left = config.packets if config.packets is not None else (1 << 62)
         self.duration_end = config.duration_ns if config.duration_ns is not None else (1 << 62)
         self.drain_ns = config.drain_ns
+        self.stall_timeout = config.stall_timeout_ns if config.stall_timeout_ns is not None else 0
         self.end_time = (1 << 62)
         self.input_open = 1
         self.input_stop = 0
@@ -328,6 +331,9 @@ cdef class Sim:
         for i in range(self.ntasks):
             if self.tasks[i].kind == T_SENDER:
                 ev_push(self, 0, EV_TIMER, i, 0)
+        if self.stall_timeout > 0:
+            self.watchdog_pending = 1
+            ev_push(self, self.stall_timeout // 2, EV_WATCHDOG, 0, 0)
 
     def __dealloc__(self):
         cdef int i
@@ -372,7 +378,7 @@ cdef class Sim:
         if self.ran:
             raise RuntimeError("a Sim runs once")
         self.ran = 1
-        while self.nev > 0 and not self.failed:
+        while self.nev > self.watchdog_pending and not self.failed:
             if self.heap[0].time > self.end_time:
                 break
             e = ev_pop(self)
@@ -391,10 +397,15 @@ cdef class Sim:
                 wake_up(self, -1, e.a, 0)
             elif e.kind == EV_TICK:
                 scheduler_tick(self, e.a)
-            else:
+            elif e.kind == EV_RESCHED:
                 resched_event(self, e.a)
-        if self.nev > 0 and not self.failed and self.end_time < self.heap[0].time:
+            else:
+                self.watchdog_pending = 0
+                stall_watchdog(self, False)
+        if self.nev > self.watchdog_pending and not self.failed:
             self.now = self.end_time
+        elif not self.failed:
+            stall_watchdog(self, True)
         self._settle()
         return self.fault
 
@@ -456,7 +467,7 @@ cdef class Sim:
         return {
             "sim_time_ns": self.now,
             "input_duration_ns": self.input_stop if not self.input_open else self.now,
-            "quiescent": self.nev == 0,
+            "quiescent": self.nev == self.watchdog_pending,
             "events": self.events,
             "arrived": self.arrived,
             "delivered": self.delivered,
@@ -476,9 +487,10 @@ cdef class Sim:
             "context_switches": self.context_switches,
             "involuntary_switches": self.involuntary_switches,
             "rt_idle_softirq_warnings": self.rt_idle_softirq_warnings,
+            "lost_kicks": self.lost_kicks,
             "reordered": self.reordered,
             "wrong_cpu": self.wrong_cpu,
-            "unpolled_backlogs": unpolled if self.nev == 0 else 0,
+            "unpolled_backlogs": unpolled if self.nev == self.watchdog_pending else 0,
         }
 
 
@@ -502,12 +514,39 @@ cdef void ipi_arrives(Sim s, int cpu) noexcept:
     irq_exit(s, cpu, s.c_ipi_handler)
 
 
+cdef void stall_watchdog(Sim s, bint final) noexcept:
+    """The stall watchdog (after the kernel's soft-lockup detector and sched_ext's stall
+    check): a backlog scheduled and not polled for ``stall_timeout_ns`` ends the run
+    with a report. At the end of a drained run (``final``) nothing can poll a backlog
+    any more, so one still scheduled is a stall whatever its age."""
+    cdef int cpu
+    cdef i64 since
+    cdef Softnet* sd
+    if s.stall_timeout <= 0:
+        return
+    for cpu in range(s.ncpus):
+        sd = &s.sd[cpu]
+        if not (sd.napi_state & NAPIF_STATE_SCHED):
+            continue
+        since = sd.sched_at if sd.sched_at > sd.polled_at else sd.polled_at
+        if final or s.now - since > s.stall_timeout:
+            s.failed = 1
+            s.fault = {"kind": "stall", "hook": "napikit_backlog_schedule", "cpu": cpu,
+                       "time_ns": s.now, "since_ns": since, "sched_by": sd.sched_by,
+                       "action": sd.sched_action, "final": bool(final),
+                       "queued": ring_len(&sd.input_pkt_queue) + ring_len(&sd.process_queue)}
+            return
+    if not final:
+        s.watchdog_pending = 1
+        ev_push(s, s.now + s.stall_timeout // 2, EV_WATCHDOG, 0, 0)
+
+
 cdef void policy_fault(Sim s, str hook, int cpu, object message) noexcept:
     """A decision was invalid or raised: stop the run and keep what happened."""
     if s.failed:
         return
     s.failed = 1
-    s.fault = {"hook": hook, "cpu": cpu, "time_ns": s.now, "message": message,
+    s.fault = {"kind": "decision", "hook": hook, "cpu": cpu, "time_ns": s.now, "message": message,
                "error": s.policy.error}
 
 

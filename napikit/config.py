@@ -267,6 +267,12 @@ class Config:
     packets: int | None = field(default=100_000, validator=_optional(_int_at_least(1)))
     duration_ns: int | None = field(default=None, validator=_optional(_int_at_least(1)))
     drain_ns: int = field(default=10_000_000, validator=_int_at_least(0))
+    #: The stall watchdog: a backlog scheduled and not polled for this long ends the run
+    #: with a :class:`~napikit.errors.StallError` (``None``: no watchdog). Like the
+    #: kernel's soft-lockup detector it is generous: 1 s of simulated time.
+    stall_timeout_ns: int | None = field(
+        default=1_000_000_000, validator=_optional(_int_at_least(1))
+    )
     seed: int = field(default=1, validator=_int_at_least(0))
 
     def __attrs_post_init__(self) -> None:

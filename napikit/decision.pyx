@@ -15,6 +15,7 @@ class Action(enum.IntEnum):
     SOFTIRQ = ACTION_SOFTIRQ
     IPI = ACTION_IPI
     THREAD = ACTION_THREAD
+    NONE = ACTION_NONE
 
 
 class SoftirqAction(enum.IntEnum):
@@ -38,7 +39,8 @@ cdef class CompiledPolicy:
         self.force_irqthreads = force_irqthreads
         self.error = None
 
-    cdef int backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns) noexcept:
+    cdef int backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns,
+                              int last_batch) noexcept:
         """``napi_schedule_rps`` in classic mode: local softirq, else RPS IPI."""
         return ACTION_SOFTIRQ if this_cpu == target_cpu else ACTION_IPI
 
@@ -46,9 +48,10 @@ cdef class CompiledPolicy:
         """``invoke_softirq``: inline unless interrupts are force-threaded."""
         return SOFTIRQ_KSOFTIRQD if force_irqthreads else SOFTIRQ_INLINE
 
-    def decide_backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns=0):
+    def decide_backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns=0,
+                                int last_batch=0):
         """Python access to the decision, for tests and conformance checks."""
-        r = self.backlog_schedule(this_cpu, target_cpu, now_ns)
+        r = self.backlog_schedule(this_cpu, target_cpu, now_ns, last_batch)
         if r == DECISION_FAILED:
             raise self.error
         return r
@@ -81,13 +84,15 @@ cdef class PythonPolicy(CompiledPolicy):
         self._softirq = softirq
         self.hook_failed = None
 
-    cdef int backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns) noexcept:
+    cdef int backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns,
+                              int last_batch) noexcept:
         if self._schedule is None:
-            return CompiledPolicy.backlog_schedule(self, this_cpu, target_cpu, now_ns)
+            return CompiledPolicy.backlog_schedule(self, this_cpu, target_cpu, now_ns, last_batch)
         try:
-            r = self._schedule(this_cpu, target_cpu, now_ns)
+            r = self._schedule(this_cpu, target_cpu, now_ns, last_batch)
             if r is None:
-                return CompiledPolicy.backlog_schedule(self, this_cpu, target_cpu, now_ns)
+                return CompiledPolicy.backlog_schedule(self, this_cpu, target_cpu, now_ns,
+                                                       last_batch)
             return self._check(r, "napikit_backlog_schedule")
         except BaseException as e:
             self.error = e

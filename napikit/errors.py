@@ -31,3 +31,15 @@ class PolicyError(NapikitError):
         self.policy = policy
         self.hook = hook
         super().__init__(f"policy {policy!r}, hook {hook}: {message}")
+
+
+class StallError(PolicyError):
+    """The stall watchdog found a backlog scheduled but never polled (a lost kick).
+
+    ``cpu`` is the stalled backlog's CPU and ``time_ns`` when the watchdog fired.
+    """
+
+    def __init__(self, policy: str, hook: str, message: str, cpu: int, time_ns: int) -> None:
+        self.cpu = cpu
+        self.time_ns = time_ns
+        super().__init__(policy, hook, message)

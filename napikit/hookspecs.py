@@ -76,7 +76,9 @@ def napikit_run_end(config: "Config", result: "Result") -> None:
 
 
 @hookspec(firstresult=True)
-def napikit_backlog_schedule(this_cpu: int, target_cpu: int, now_ns: int) -> Any:
+def napikit_backlog_schedule(
+    this_cpu: int, target_cpu: int, now_ns: int, last_batch: int
+) -> Any:
     """Decide how to kick a backlog NAPI that has just become non-empty.
 
     Mirrors the choice in ``napi_schedule_rps`` / ``____napi_schedule``
@@ -86,12 +88,17 @@ def napikit_backlog_schedule(this_cpu: int, target_cpu: int, now_ns: int) -> Any
     :param this_cpu: the CPU running ``netif_rx`` (the kernel's ``mysd``).
     :param target_cpu: the CPU whose backlog received the packet (RPS target).
     :param now_ns: simulated time.
+    :param last_batch: packets the target's backlog processed from the previous time it
+        was scheduled until it completed (a load signal for adaptive policies; 0 before
+        the first completion). Not a kernel field.
     :returns: a :class:`napikit.Action`: ``SOFTIRQ`` (local target only: add the backlog
         to this CPU's ``poll_list`` and raise NET_RX), ``IPI`` (remote target only: queue
         it on ``rps_ipi_list``; the IPI is sent at the end of ``net_rx_action``) or
         ``THREAD`` (set SCHED_THREADED and wake ``backlog_napi/<target_cpu>``; needs a
-        policy with ``backlog_threads``). ``None`` leaves the decision to the kernel's
-        default (``SOFTIRQ`` local, ``IPI`` remote).
+        policy with ``backlog_threads``), or ``NONE`` (no kick: the backlog stays
+        scheduled and nothing polls it, which models a lost kick; the stall watchdog
+        ends such a run). ``None`` leaves the decision to the kernel's default
+        (``SOFTIRQ`` local, ``IPI`` remote).
     """
 
 

@@ -28,9 +28,28 @@ class PolicyOption:
     help: str = ""
 
 
+#: Kernel features a policy may declare it does not support (``unsupported=``); the
+#: conformance suite then leaves those configurations out and skips their checks.
+FEATURES: dict[str, str] = {
+    "force_irqthreads": "forced-threaded IRQs (threadirqs / PREEMPT_RT semantics)",
+    "idle_poll": "IPIs to CPUs idling in a polling state",
+    "rps": "RPS steering packets to other CPUs",
+    "loopback": "loopback UDP traffic",
+    "nic": "traffic from a non-NAPI NIC",
+}
+
+
+def _features(value: Any) -> tuple[str, ...]:
+    names = tuple(value)
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown:
+        raise ConfigError("unsupported", "names from: " + ", ".join(FEATURES), unknown)
+    return names
+
+
 @frozen
 class PolicySpec:
-    """A registered policy: how to build it and where it comes from."""
+    """A registered policy: how to build it, where it comes from, what it leaves out."""
 
     name: str
     factory: Callable[..., Any]
@@ -38,6 +57,8 @@ class PolicySpec:
     description: str = ""
     #: ``name version`` of the distribution that provided it, or the plugin's name.
     package: str = field(default="", eq=False)
+    #: Names from :data:`FEATURES` this policy does not support.
+    unsupported: tuple[str, ...] = field(default=(), converter=_features)
 
     def build(self, options: Mapping[str, Any]) -> CompiledPolicy:
         """Validate ``options`` and return the run's decision object."""
@@ -82,14 +103,21 @@ class PolicyRegistry:
         *,
         options: tuple[PolicyOption, ...] | list[PolicyOption] = (),
         description: str = "",
+        unsupported: tuple[str, ...] | list[str] = (),
     ) -> None:
-        """Add a policy under ``name`` (names are unique across installed plugins)."""
+        """Add a policy under ``name`` (names are unique across installed plugins).
+
+        ``unsupported`` names kernel features (keys of :data:`FEATURES`) the policy is
+        not meant for; the conformance suite skips them with the reason.
+        """
         if name in self._specs:
             raise PolicyError(
                 name, "napikit_register_policies",
                 f"registered twice (by {self._specs[name].package} and {self._package})",
             )
-        self._specs[name] = PolicySpec(name, factory, tuple(options), description, self._package)
+        self._specs[name] = PolicySpec(
+            name, factory, tuple(options), description, self._package, tuple(unsupported)
+        )
 
     def names(self) -> list[str]:
         """The registered policy names, sorted."""
@@ -169,7 +197,7 @@ def default_manager() -> pluggy.PluginManager:
 
 #: The decision hooks and their arguments, in the order the core passes them.
 _DECISION_HOOKS = {
-    "napikit_backlog_schedule": ("this_cpu", "target_cpu", "now_ns"),
+    "napikit_backlog_schedule": ("this_cpu", "target_cpu", "now_ns", "last_batch"),
     "napikit_softirq_from_hardirq": ("cpu", "force_irqthreads", "now_ns"),
 }
 

@@ -109,6 +109,8 @@ class Result:
     context_switches: int
     involuntary_switches: int
     rt_idle_softirq_warnings: int
+    #: Decisions that kicked nothing (``Action.NONE``).
+    lost_kicks: int
     reordered: int
     wrong_cpu: int
     unpolled_backlogs: int
@@ -133,7 +135,7 @@ class Result:
             **{k: raw[k] for k in (
                 "ipis", "thread_kicks", "backlog_thread_wakeups", "ksoftirqd_wakeups",
                 "context_switches", "involuntary_switches", "rt_idle_softirq_warnings",
-                "reordered", "wrong_cpu", "unpolled_backlogs",
+                "lost_kicks", "reordered", "wrong_cpu", "unpolled_backlogs",
             )},
             **meta,
         )

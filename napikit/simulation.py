@@ -9,7 +9,8 @@ import pluggy
 import napikit
 from napikit._core import Sim
 from napikit.config import Config
-from napikit.errors import PolicyError
+from napikit.decision import Action
+from napikit.errors import PolicyError, StallError
 from napikit.plugins import PolicyRegistry, check_plugins, default_manager, registry
 from napikit.results import Result
 
@@ -44,10 +45,7 @@ class Simulation:
         sim = Sim(self.config, self.decision)
         fault = sim.run()
         if fault is not None:
-            where = f"on CPU {fault['cpu']} at t={fault['time_ns']} ns"
-            err = fault["error"]
-            detail = fault["message"] or f"raised {type(err).__name__}: {err}"
-            raise PolicyError(self.spec.name, fault["hook"], f"{detail} ({where})") from err
+            self._raise(fault)
         self._result = Result.from_raw(
             sim.raw_results(),
             napikit_version=napikit.__version__,
@@ -58,6 +56,34 @@ class Simulation:
         )
         pm.hook.napikit_run_end(config=self.config, result=self._result)
         return self._result
+
+
+    def _raise(self, fault: dict[str, Any]) -> None:
+        name = self.spec.name
+        if fault["kind"] == "stall":
+            try:
+                decision = Action(fault["action"]).name
+            except ValueError:
+                decision = str(fault["action"])
+            waited = fault["time_ns"] - fault["since_ns"]
+            why = (
+                "the run ran out of events, so nothing will ever poll it"
+                if fault["final"]
+                else f"not polled for {waited} ns (stall_timeout_ns="
+                f"{self.config.stall_timeout_ns})"
+            )
+            raise StallError(
+                name, fault["hook"],
+                f"stall: the backlog of CPU {fault['cpu']}, scheduled at "
+                f"t={fault['since_ns']} ns by CPU {fault['sched_by']} with decision "
+                f"{decision}, is still scheduled: {why}; {fault['queued']} packets wait "
+                f"in it (watchdog at t={fault['time_ns']} ns)",
+                fault["cpu"], fault["time_ns"],
+            )
+        where = f"on CPU {fault['cpu']} at t={fault['time_ns']} ns"
+        err = fault["error"]
+        detail = fault["message"] or f"raised {type(err).__name__}: {err}"
+        raise PolicyError(name, fault["hook"], f"{detail} ({where})") from err
 
 
 def simulate(config: Config | None = None, **fields: Any) -> Result:

@@ -42,7 +42,8 @@ cdef class BacklogThreads(CompiledPolicy):
         CompiledPolicy.__init__(self, "backlog-threads", True, False)
         self.fast_path = fast_path
 
-    cdef int backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns) noexcept:
+    cdef int backlog_schedule(self, int this_cpu, int target_cpu, long long now_ns,
+                              int last_batch) noexcept:
         if this_cpu == target_cpu and self.fast_path:
             return ACTION_SOFTIRQ
         return ACTION_THREAD

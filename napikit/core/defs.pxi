@@ -41,6 +41,7 @@ cdef enum:
     EV_TIMER = 4      # a rate-limited sender's hrtimer fires (a: task)
     EV_TICK = 5       # scheduler tick (a: cpu)
     EV_RESCHED = 6    # a CPU acts on need_resched (a: cpu)
+    EV_WATCHDOG = 7   # the stall watchdog looks at every backlog
 
 cdef struct Event:
     i64 time
@@ -129,7 +130,12 @@ cdef struct Softnet:          # struct softnet_data
     i64 flow_limit_count
     i64 input_queue_head
     i64 input_queue_tail
-    int inflight              # packets of the segment now in process_backlog
+    int batch                 # packets processed since the backlog was last scheduled
+    int last_batch            # ... in its previous scheduled period (policy load signal)
+    i64 sched_at              # when SCHED was last set (stall watchdog)
+    i64 polled_at             # when process_backlog last began
+    int sched_by              # CPU whose decision scheduled it
+    int sched_action          # and what that decision was
     int* fl_history           # skb_flow_limit: FLOW_LIMIT_HISTORY ring
     int fl_head
     int* fl_buckets           # NULL: no flow-limit table on this CPU

@@ -100,6 +100,7 @@ cdef void enqueue_to_backlog(Sim s, int this_cpu, int idx, int target, int bucke
         return
     if qlen == 0 and not (sd.napi_state & NAPIF_STATE_SCHED):
         sd.napi_state |= NAPIF_STATE_SCHED
+        sd.sched_at = s.now
         napi_schedule_rps(s, this_cpu, target, bucket)
     s.pkts[idx].target = target
     ring_push(&sd.input_pkt_queue, idx)
@@ -119,7 +120,9 @@ cdef inline void napi_schedule_local(Sim s, int cpu) noexcept:
 cdef void napi_schedule_rps(Sim s, int this_cpu, int target, int bucket) noexcept:
     """``napi_schedule_rps``: the policy's decision point (kernel-model.md B.3.1-3.2)."""
     cdef Softnet* mysd = &s.sd[this_cpu]
-    cdef int act = s.policy.backlog_schedule(this_cpu, target, s.now)
+    cdef int act = s.policy.backlog_schedule(this_cpu, target, s.now, s.sd[target].last_batch)
+    s.sd[target].sched_by = this_cpu
+    s.sd[target].sched_action = act
     if act == ACTION_SOFTIRQ:
         if target != this_cpu:
             policy_fault(s, "napikit_backlog_schedule", this_cpu,
@@ -146,12 +149,14 @@ cdef void napi_schedule_rps(Sim s, int this_cpu, int target, int bucket) noexcep
         s.sd[target].napi_state |= NAPIF_STATE_SCHED_THREADED
         s.thread_kicks += 1
         wake_up(s, this_cpu, s.backlog_task[target], bucket)
+    elif act == ACTION_NONE:
+        s.lost_kicks += 1
     elif act == DECISION_FAILED:
         policy_fault(s, "napikit_backlog_schedule", this_cpu, None)
     else:
         policy_fault(s, "napikit_backlog_schedule", this_cpu,
                      f"returned {act}; allowed: Action.SOFTIRQ (0), Action.IPI (1), "
-                     "Action.THREAD (2)")
+                     "Action.THREAD (2), Action.NONE (3)")
 
 
 # ---------------------------------------------------------------- poll side
@@ -162,6 +167,7 @@ cdef int process_backlog_begin(Sim s, int cpu, int bucket) noexcept:
     Returns the quota, ``napi->weight`` as read before the call."""
     cdef Softnet* sd = &s.sd[cpu]
     cdef int quota = sd.napi_weight
+    sd.polled_at = s.now
     if sd.rps_ipi_n:
         net_rps_send_ipi(s, cpu, bucket)
     sd.napi_weight = s.dev_rx_weight
@@ -188,6 +194,8 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
             return avail if avail < quota - work else quota - work
         if ring_len(&sd.input_pkt_queue) == 0:
             sd.napi_state &= NAPIF_STATE_THREADED
+            sd.last_batch = sd.batch
+            sd.batch = 0
             return 0
         tmp = sd.process_queue
         sd.process_queue = sd.input_pkt_queue
@@ -216,6 +224,7 @@ cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
         else:
             udp_queue_rcv(s, cpu, idx, bucket)
     sd.input_queue_head += n
+    sd.batch += n
 
 
 cdef void consume(Sim s, int idx, i64 t) noexcept:
