@@ -8,6 +8,7 @@ turns it into the compiled decision object the core calls.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Mapping
 
 import pluggy
@@ -241,9 +242,9 @@ def _positional(impl: Any, spec_args: tuple[str, ...]) -> Callable[..., Any]:
     fn = impl.function
     if tuple(impl.argnames) == spec_args:
         return fn
-    index = [spec_args.index(a) for a in impl.argnames]
-
-    def call(*args: Any) -> Any:
-        return fn(*(args[i] for i in index))
-
-    return call
+    if not impl.argnames:
+        return lambda *args: fn()
+    pick = operator.itemgetter(*(spec_args.index(a) for a in impl.argnames))
+    if len(impl.argnames) == 1:
+        return lambda *args: fn(pick(args))
+    return lambda *args: fn(*pick(args))
