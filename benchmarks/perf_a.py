@@ -21,12 +21,12 @@ import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import napikit
 from napikit import plugins, scenarios

@@ -8,14 +8,14 @@ True
 
 __version__ = "0.1.0"
 
-from napikit.hookspecs import hookimpl, hookspec  # noqa: E402
-from napikit.errors import ConfigError, NapikitError, PolicyError, StallError  # noqa: E402
+from napikit import scenarios  # noqa: E402
 from napikit.config import Config, CostModel, KernelParams, LoopbackUdp, NicIrq  # noqa: E402
 from napikit.decision import Action, CompiledPolicy, SoftirqAction  # noqa: E402
+from napikit.errors import ConfigError, NapikitError, PolicyError, StallError  # noqa: E402
+from napikit.hookspecs import hookimpl, hookspec  # noqa: E402
 from napikit.plugins import PolicyOption, PolicyRegistry, PolicySpec  # noqa: E402
 from napikit.results import CpuTime, Drops, Latency, Result, SoftnetStat  # noqa: E402
 from napikit.simulation import Simulation, simulate  # noqa: E402
-from napikit import scenarios  # noqa: E402
 
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostModel", "CpuTime", "Drops",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import attrs
 
@@ -152,7 +153,7 @@ def _evolve_workloads(workloads: tuple[Any, ...], changes: dict[str, str]) -> tu
             name: _field_value(getattr(w, name), text)
             for name, text in changes.items() if name in f
         })
-        for w, f in zip(workloads, fields)
+        for w, f in zip(workloads, fields, strict=True)
     )
 
 
@@ -175,7 +176,7 @@ def _table(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -
     for row in rows:
         cells = [
             cell.rjust(width) if i in right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths))
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
@@ -294,7 +295,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for name, (_, _, sims) in plans.items()
     }
     if args.json:
-        doc = {name: {label: r.to_dict() for label, r in rs.items()} for name, rs in results.items()}
+        doc = {
+            name: {label: r.to_dict() for label, r in rs.items()} for name, rs in results.items()
+        }
         sys.stdout.write(json.dumps(doc, sort_keys=True, indent=2) + "\n")
         return 0
     blocks = [

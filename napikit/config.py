@@ -9,7 +9,8 @@ field and the values allowed.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 from attrs import field, frozen
@@ -100,8 +101,10 @@ class KernelParams:
     dev_weight_rx_bias: int = field(default=1, validator=_int_at_least(1))
     netdev_budget: int = field(default=300, validator=_int_at_least(1))
     netdev_budget_usecs: int | None = field(default=None, validator=_optional(_int_at_least(1)))
-    #: CPUs with a flow-limit table (``net.core.flow_limit_cpu_bitmap``); empty = off.
-    flow_limit_cpu_bitmap: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
+    #: CPUs with a flow-limit table (``net.core.flow_limit_cpu_bitmap``), empty = off.
+    flow_limit_cpu_bitmap: tuple[int, ...] = field(
+        default=(), converter=_to_tuple, validator=_cpu_list
+    )
     flow_limit_table_len: int = field(default=4096, validator=_int_at_least(1))
     #: ``threadirqs`` boot option: device IRQs run in SCHED_FIFO 50 threads and a
     #: softirq raised in hard-IRQ context wakes ksoftirqd (``invoke_softirq``).
@@ -312,6 +315,6 @@ class Config:
         d["policy_options"] = dict(self.policy_options)
         return d
 
-    def evolve(self, **changes: Any) -> "Config":
+    def evolve(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied (``attrs.evolve``)."""
         return attrs.evolve(self, **changes)

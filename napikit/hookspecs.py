@@ -32,7 +32,7 @@ hookimpl = pluggy.HookimplMarker(NAME)
 
 
 @hookspec
-def napikit_register_policies(registry: "PolicyRegistry") -> None:
+def napikit_register_policies(registry: PolicyRegistry) -> None:
     """Add this plugin's policies to the registry.
 
     Called on every plugin when the policy registry is collected (once per process
@@ -50,7 +50,7 @@ def napikit_register_policies(registry: "PolicyRegistry") -> None:
 
 
 @hookspec
-def napikit_run_start(config: "Config") -> None:
+def napikit_run_start(config: Config) -> None:
     """Observe the start of a run, after the configuration is validated.
 
     Called on every installed plugin, once per run, before the first event.
@@ -61,7 +61,7 @@ def napikit_run_start(config: "Config") -> None:
 
 
 @hookspec
-def napikit_run_end(config: "Config", result: "Result") -> None:
+def napikit_run_end(config: Config, result: Result) -> None:
     """Observe the end of a run.
 
     Called on every installed plugin, once per run, after the result is built.
@@ -72,7 +72,7 @@ def napikit_run_end(config: "Config", result: "Result") -> None:
     """
 
 
-# ------------------------------------------------------------------ decisions (selected policy only)
+# ------------------------------------------------------------------ decisions (selected policy)
 
 
 @hookspec(firstresult=True)

@@ -9,7 +9,8 @@ turns it into the compiled decision object the core calls.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pluggy
 from attrs import field, frozen

@@ -116,7 +116,7 @@ class Result:
     unpolled_backlogs: int
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any], **meta: Any) -> "Result":
+    def from_raw(cls, raw: dict[str, Any], **meta: Any) -> Result:
         window = raw["input_duration_ns"]
         return cls(
             sim_time_ns=raw["sim_time_ns"],
