@@ -243,8 +243,9 @@ cdef void run_ksoftirqd(Sim s, int cpu, int ti) noexcept:
 cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
     """``backlog_napi/N``: ``smpboot_thread_fn`` sleeps until ``backlog_napi_should_run``
     (SCHED_THREADED set), then ``run_backlog_napi`` -> ``napi_threaded_poll_loop``:
-    polls with no budget or time limit, ``local_bh_enable`` after each poll (running
-    softirqs raised meanwhile), ``cond_resched`` while it must repoll."""
+    polls with no budget or time limit; after each poll sends RPS IPIs queued meanwhile
+    and calls ``local_bh_enable`` (running softirqs raised meanwhile); ``cond_resched``
+    while it must repoll."""
     cdef Task* t = &s.tasks[ti]
     cdef Softnet* sd = &s.sd[cpu]
     cdef int n
@@ -281,6 +282,9 @@ cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
             t.pc = BN_SEG
         elif t.pc == BN_POLLED:
             sd.in_napi_threaded_poll = 0
+            # IPIs queued by hard IRQs during the poll (a policy mixing IPIs and threads)
+            if sd.rps_ipi_n:
+                net_rps_send_ipi(s, cpu, B_BACKLOG_THREAD)
             t.pc = BN_REPOLL if (t.pkt > 0 and t.poll_work == t.pkt) else BN_START
             t.pkt = -1
             local_bh_enable(s, cpu, ti)
