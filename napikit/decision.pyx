@@ -25,6 +25,14 @@ class SoftirqAction(enum.IntEnum):
     KSOFTIRQD = SOFTIRQ_KSOFTIRQD
 
 
+_ACTIONS = tuple(Action)
+_SOFTIRQ_ACTIONS = tuple(SoftirqAction)
+
+
+class InvalidDecision(ValueError):
+    """A Python policy's hook returned something that is not one of its actions."""
+
+
 cdef class CompiledPolicy:
     """A compiled backlog policy; the base class decides as the kernel's defaults do.
 
@@ -69,8 +77,9 @@ cdef class PythonPolicy(CompiledPolicy):
 
     ``schedule`` and ``softirq`` are the hook implementations' functions, resolved once
     per run (or ``None`` where the policy leaves the decision to the kernel). An
-    exception, or a result that is not an int, is kept in ``error`` and reported by the
-    core with the policy's name, the hook, the CPU and the simulated time.
+    exception, or a result that is not one of the hook's actions (``InvalidDecision``),
+    is kept in ``error`` and reported with the policy's name, the hook, the CPU and the
+    simulated time.
     """
 
     cdef object _schedule
@@ -93,7 +102,7 @@ cdef class PythonPolicy(CompiledPolicy):
             if r is None:
                 return CompiledPolicy.backlog_schedule(self, this_cpu, target_cpu, now_ns,
                                                        last_batch)
-            return self._check(r, "napikit_backlog_schedule")
+            return self._check(r, _ACTIONS)
         except BaseException as e:
             self.error = e
             self.hook_failed = "napikit_backlog_schedule"
@@ -106,13 +115,19 @@ cdef class PythonPolicy(CompiledPolicy):
             r = self._softirq(cpu, force_irqthreads, now_ns)
             if r is None:
                 return CompiledPolicy.softirq_from_hardirq(self, cpu, force_irqthreads, now_ns)
-            return self._check(r, "napikit_softirq_from_hardirq")
+            return self._check(r, _SOFTIRQ_ACTIONS)
         except BaseException as e:
             self.error = e
             self.hook_failed = "napikit_softirq_from_hardirq"
             return DECISION_FAILED
 
-    cdef int _check(self, object r, str hook) except? -3:
-        if isinstance(r, bool) or not isinstance(r, int):
-            raise TypeError(f"returned {r!r}, not an Action")
+    cdef int _check(self, object r, object allowed) except? -3:
+        # Every value is checked here, so no result can pass for the core's failure
+        # sentinel (DECISION_FAILED); the core never sees an invalid Python decision.
+        if isinstance(r, bool) or not isinstance(r, int) or r not in allowed:
+            kind = type(allowed[0]).__name__
+            raise InvalidDecision(
+                f"returned {r!r}, not {'an' if kind[0] in 'AEIOU' else 'a'} {kind}; allowed: "
+                + ", ".join(f"{kind}.{a.name} ({int(a)})" for a in allowed)
+            )
         return r

@@ -76,6 +76,8 @@ class PolicySpec:
         values = {o.name: options.get(o.name, o.default) for o in self.options}
         try:
             obj = self.factory(**values)
+        except ConfigError:
+            raise  # a factory validating its options names the field itself
         except Exception as e:
             raise PolicyError(self.name, "factory", f"{type(e).__name__}: {e}") from e
         return make_decision(self.name, obj)

@@ -9,7 +9,7 @@ import pluggy
 import napikit
 from napikit._core import Sim
 from napikit.config import Config
-from napikit.decision import Action
+from napikit.decision import Action, InvalidDecision
 from napikit.errors import PolicyError, StallError
 from napikit.plugins import PolicyRegistry, check_plugins, default_manager, registry
 from napikit.results import Result
@@ -82,7 +82,12 @@ class Simulation:
             )
         where = f"on CPU {fault['cpu']} at t={fault['time_ns']} ns"
         err = fault["error"]
-        detail = fault["message"] or f"raised {type(err).__name__}: {err}"
+        if fault["message"]:
+            detail = fault["message"]
+        elif isinstance(err, InvalidDecision):
+            detail = str(err)
+        else:
+            detail = f"raised {type(err).__name__}: {err}"
         raise PolicyError(name, fault["hook"], f"{detail} ({where})") from err
 
 
