@@ -7,7 +7,8 @@ hard-codes an outcome of the model, and none measures wall time.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 import pytest
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 import napikit
 import napikit.plugins
 import napikit.scenarios
-from napikit import Config, CostModel, KernelParams, LoopbackUdp, NicIrq
+from napikit import Config
+from napikit.testing import strategies
 
 # ----------------------------------------------------------------- hypothesis profiles
 
@@ -158,114 +160,10 @@ def busy() -> Callable[[napikit.CpuTime], int]:
 
 # ----------------------------------------------------------------- fuzzed configurations
 
-#: Input stops after at most 20k packets; 2 s of simulated drain is plenty to empty
-#: every queue, so a run that is not quiescent by then is itself a finding.
-GENEROUS_DRAIN_NS = 2_000_000_000
-
-
-def _cost_values() -> st.SearchStrategy[int]:
-    return st.one_of(st.just(0), st.integers(0, 3_000), st.integers(0, 200))
-
-
-@st.composite
-def cost_models(draw) -> CostModel:
-    """Random costs: each field 0 (often) or up to a few microseconds."""
-    return CostModel(**{a.name: draw(_cost_values()) for a in attrs.fields(CostModel)})
-
-
-def _cpus(ncpus: int) -> st.SearchStrategy[int]:
-    return st.integers(0, ncpus - 1)
-
-
-def _mask(ncpus: int) -> st.SearchStrategy[list[int]]:
-    """A random subset of the CPUs (often empty: RPS off)."""
-    return st.one_of(
-        st.just([]),
-        st.lists(_cpus(ncpus), unique=True, min_size=1, max_size=min(ncpus, 8)),
-        st.just(list(range(ncpus))),
-    )
-
-
-@st.composite
-def nic_irqs(draw, ncpus: int, rps: bool | None = None) -> NicIrq:
-    """A non-NAPI NIC from light load (10 kpps) to far beyond what a CPU can absorb."""
-    mask = [] if rps is False else draw(_mask(ncpus))
-    if rps and not mask:
-        mask = draw(st.lists(_cpus(ncpus), unique=True, min_size=1, max_size=min(ncpus, 8)))
-    return NicIrq(
-        cpu=draw(_cpus(ncpus)),
-        rate_pps=draw(st.one_of(st.floats(10_000, 5_000_000), st.sampled_from([1e5, 1e6, 5e6]))),
-        arrival=draw(st.sampled_from(["constant", "poisson", "bursty"])),
-        burst=draw(st.integers(1, 64)),
-        flows=draw(st.integers(1, 2048)),
-        flow_dist=draw(st.sampled_from(["uniform", "zipf"])),
-        zipf_s=draw(st.floats(0, 3)),
-        rps_cpus=mask,
-    )
-
-
-@st.composite
-def loopbacks(draw, ncpus: int, rps: bool | None = None) -> LoopbackUdp:
-    """Loopback UDP: 1-3 sender/receiver pairs on random CPUs, closed loop or paced."""
-    n = draw(st.integers(1, min(3, ncpus)))
-    senders = draw(st.lists(_cpus(ncpus), unique=True, min_size=n, max_size=n))
-    receivers = draw(st.lists(_cpus(ncpus), unique=True, min_size=n, max_size=n))
-    mask = [] if rps is False else draw(_mask(ncpus))
-    if rps and not mask:
-        mask = draw(st.lists(_cpus(ncpus), unique=True, min_size=1, max_size=min(ncpus, 8)))
-    return LoopbackUdp(
-        senders=senders,
-        receivers=receivers,
-        flows=draw(st.integers(1, 16)),
-        rate_pps=draw(st.one_of(st.none(), st.floats(10_000, 2_000_000))),
-        rps_cpus=mask,
-    )
-
-
-@st.composite
-def kernels(draw, ncpus: int) -> KernelParams:
-    """Kernel parameters around and far below the defaults, so queues overflow."""
-    return KernelParams(
-        hz=draw(st.sampled_from([100, 250, 300, 1000])),
-        netdev_max_backlog=draw(st.one_of(st.integers(4, 64), st.integers(4, 1000))),
-        dev_weight=draw(st.one_of(st.just(64), st.integers(1, 128))),
-        netdev_budget=draw(st.one_of(st.just(300), st.integers(1, 600))),
-        netdev_budget_usecs=draw(st.one_of(st.none(), st.integers(1, 8_000))),
-        flow_limit_cpu_bitmap=draw(_mask(ncpus)),
-        flow_limit_table_len=draw(st.sampled_from([1, 64, 4096])),
-        force_irqthreads=draw(st.booleans()),
-        idle_poll=draw(st.booleans()),
-        max_softirq_restart=draw(st.integers(1, 10)),
-        max_softirq_time_ms=draw(st.integers(1, 4)),
-        rmem_default=draw(st.one_of(st.just(212_992), st.integers(768, 100_000))),
-    )
-
-
-@st.composite
-def config_strategy(draw, policy: dict, rps: bool | None = None, nic_only: bool = False,
-            max_packets: int = 20_000) -> Config:
-    """A whole run: topology, workloads, kernel, costs and seed; ``rps`` forces RPS on
-    (True) or off (False) for every workload."""
-    ncpus = draw(st.one_of(st.integers(1, 4), st.integers(1, 64)))
-    kinds = st.just("nic") if nic_only else st.sampled_from(["nic", "lo"])
-    workloads = [
-        draw(nic_irqs(ncpus, rps) if draw(kinds) == "nic" else loopbacks(ncpus, rps))
-        for _ in range(draw(st.integers(1, 3)))
-    ]
-    return Config(
-        ncpus=ncpus,
-        workloads=workloads,
-        kernel=draw(kernels(ncpus)),
-        costs=draw(cost_models()),
-        packets=draw(st.integers(2_000, max_packets)),
-        drain_ns=GENEROUS_DRAIN_NS,
-        seed=draw(st.integers(0, 2**32)),
-        **policy,
-    )
-
 
 @pytest.fixture(scope="session")
 def configs() -> Callable[..., st.SearchStrategy[Config]]:
-    """``configs(policy, rps=None, nic_only=False, max_packets=20_000)``: a hypothesis
-    strategy of whole runs under ``policy`` (draw it with ``st.data()``)."""
-    return config_strategy
+    """``configs(policy, rps=None, traffic=("nic", "loopback"), max_packets=20_000, ...)``:
+    a hypothesis strategy of whole runs under ``policy`` (draw it with ``st.data()``);
+    see :func:`napikit.testing.strategies.configs`."""
+    return strategies.configs

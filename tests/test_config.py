@@ -10,7 +10,14 @@ import pytest
 
 import napikit
 from napikit import (
-    Config, ConfigError, CostModel, KernelParams, LoopbackUdp, NapikitError, NicIrq, Simulation,
+    Config,
+    ConfigError,
+    CostModel,
+    KernelParams,
+    LoopbackUdp,
+    NapikitError,
+    NicIrq,
+    Simulation,
 )
 
 

@@ -257,7 +257,7 @@ def test_latency_percentiles_are_ordered(configs, policy, run, data):
 def test_force_threaded_nic_runs_its_handler_in_the_irq_thread(configs, policy, data):
     """Forced-threaded IRQs hand NIC packets to the IRQ thread (which then gets CPU
     time); without them no IRQ thread runs and nothing drops at the device ring."""
-    config = data.draw(configs(policy, nic_only=True))
+    config = data.draw(configs(policy, traffic=("nic",)))
     sim = napikit.Simulation(config)
     result = sim.run()
     if not (config.kernel.force_irqthreads or sim.decision.force_irqthreads):

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 import napikit
 import napikit.plugins
 from napikit import (
-    Action, CompiledPolicy, Config, LoopbackUdp, NicIrq, PolicyError, SoftirqAction, hookimpl,
+    Action,
+    CompiledPolicy,
+    Config,
+    LoopbackUdp,
+    NicIrq,
+    PolicyError,
+    SoftirqAction,
+    hookimpl,
 )
 
 SHIPPED = ("softirq-ipi", "ksoftirqd", "backlog-threads")

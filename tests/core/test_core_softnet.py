@@ -200,7 +200,7 @@ def test_softnet_stat_columns_match_the_counters(run, scenario):
     """Columns 1, 2, 3, 10, 11 are processed, dropped, time_squeeze, received_rps,
     flow_limit_count; 12 the backlog length (13 + 14 ...); 13 the CPU; 4-9 zero."""
     result = run(scenario("perf-a-overload", packets=20_000, drain_ns=0))
-    for row, line in zip(result.softnet, result.softnet_stat().splitlines()):
+    for row, line in zip(result.softnet, result.softnet_stat().splitlines(), strict=True):
         f = [int(x, 16) for x in line.split()]
         assert f[0] == row.processed
         assert f[1] == row.dropped
