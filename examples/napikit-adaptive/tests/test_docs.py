@@ -110,7 +110,7 @@ def test_excerpts_are_taken_from_the_real_files():
 
 
 @pytest.mark.parametrize("index", range(len(examples())))
-def test_python_example_runs_as_shown(index, compiled_site):
+def test_python_example_runs_as_shown(index, compiled_site, tmp_path):
     """Each Python example runs, and prints what the page shows after it."""
     code, shown = examples()[index]
     env = dict(os.environ)
@@ -120,8 +120,10 @@ def test_python_example_runs_as_shown(index, compiled_site):
         env["PYTHONPATH"] = os.pathsep.join(
             [str(compiled_site), *filter(None, [env.get("PYTHONPATH")])]
         )
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+    # From a neutral directory: in a checkout, `-c` would import the uncompiled source
+    # tree's napikit instead of the installed one.
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     if shown is not None:
         assert done.stdout == shown
