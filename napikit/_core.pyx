@@ -130,9 +130,8 @@ cdef class Sim:
         self.budget_jiffies = max(1, -(-k.budget_usecs * k.hz // 1_000_000))
         self.max_softirq_jiffies = max(1, -(-k.max_softirq_time_ms * k.hz // 1000))
         self.max_softirq_restart = k.max_softirq_restart
-        self.sched_latency = k.sched_latency_ns
-        self.sched_min_gran = k.sched_min_granularity_ns
-        self.sched_wakeup_gran = k.sched_wakeup_granularity_ns
+        self.sched_latency, self.sched_min_gran, self.sched_wakeup_gran = \
+            k.sched_tunables(config.ncpus)
         self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads
         self.idle_poll = k.idle_poll
         self.seed = config.seed

@@ -115,10 +115,15 @@ class KernelParams:
     #: ``MAX_SOFTIRQ_RESTART`` and ``MAX_SOFTIRQ_TIME`` (``kernel/softirq.c``).
     max_softirq_restart: int = field(default=10, validator=_int_at_least(1))
     max_softirq_time_ms: int = field(default=2, validator=_int_at_least(1))
-    #: CFS tunables (``kernel/sched/fair.c``, pre-EEVDF) of the task model.
-    sched_latency_ns: int = field(default=6_000_000, validator=_int_at_least(1))
-    sched_min_granularity_ns: int = field(default=750_000, validator=_int_at_least(1))
-    sched_wakeup_granularity_ns: int = field(default=1_000_000, validator=_int_at_least(0))
+    #: CFS tunables (``kernel/sched/fair.c``, pre-EEVDF) of the task model; ``None`` is
+    #: the kernel default, scaled with the CPU count (see :meth:`sched_tunables`).
+    sched_latency_ns: int | None = field(default=None, validator=_optional(_int_at_least(1)))
+    sched_min_granularity_ns: int | None = field(
+        default=None, validator=_optional(_int_at_least(1))
+    )
+    sched_wakeup_granularity_ns: int | None = field(
+        default=None, validator=_optional(_int_at_least(0))
+    )
     #: ``net.core.rmem_default``: a UDP socket's receive buffer in bytes.
     rmem_default: int = field(default=212_992, validator=_int_at_least(1))
     #: truesize charged to the receive buffer per small UDP skb.
@@ -130,6 +135,22 @@ class KernelParams:
         if self.netdev_budget_usecs is not None:
             return self.netdev_budget_usecs
         return 2 * 1_000_000 // self.hz
+
+    def sched_tunables(self, ncpus: int) -> tuple[int, int, int]:
+        """``(sched_latency, min_granularity, wakeup_granularity)`` in ns on ``ncpus``.
+
+        Unset ones are the kernel's: 6 ms, 0.75 ms and 1 ms times
+        ``1 + ilog2(min(ncpus, 8))`` (``get_update_sysctl_factor``, the default
+        ``SCHED_TUNABLESCALING_LOG``), so 12 ms, 1.5 ms and 2 ms on 2 CPUs.
+        """
+        factor = 1 + (min(ncpus, 8).bit_length() - 1)
+        return (
+            self.sched_latency_ns if self.sched_latency_ns is not None else 6_000_000 * factor,
+            self.sched_min_granularity_ns
+            if self.sched_min_granularity_ns is not None else 750_000 * factor,
+            self.sched_wakeup_granularity_ns
+            if self.sched_wakeup_granularity_ns is not None else 1_000_000 * factor,
+        )
 
     @property
     def dev_rx_weight(self) -> int:
