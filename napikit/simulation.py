@@ -46,8 +46,15 @@ class Simulation:
         fault = sim.run()
         if fault is not None:
             self._raise(fault)
+        raw = sim.raw_results()
+        if raw["queued"] != raw["packets_in_use"]:
+            # Nothing lost: every packet alive in the pool must sit in some queue.
+            raise AssertionError(
+                f"napikit bug: {raw['packets_in_use']} packets in use but {raw['queued']} "
+                f"queued (policy {self.spec.name!r}, seed {self.config.seed})"
+            )
         self._result = Result.from_raw(
-            sim.raw_results(),
+            raw,
             napikit_version=napikit.__version__,
             policy=self.spec.name,
             policy_package=self.spec.package,

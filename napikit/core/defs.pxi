@@ -103,8 +103,6 @@ cdef struct Task:
     int poll_work     # process_backlog progress when polling from this task
     int seg_n         # packets of the segment being processed
     i64 next_send     # rate-limited sender: time of its next sendmsg
-    i64 nvcsw
-    i64 nivcsw
 
 # ---------------------------------------------------------------- per-CPU state
 cdef enum:
@@ -175,7 +173,6 @@ cdef struct Cpu:
     int tick_pending
     int resched_pending
     i64 acct[N_BUCKETS]
-    i64 switches
 
 # ---------------------------------------------------------------- traffic sources
 cdef enum:

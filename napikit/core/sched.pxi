@@ -268,16 +268,12 @@ cdef void schedule(Sim s, int cpu) noexcept:
             s.tasks[prev].slice_start = s.now
             resume_task(s, cpu, prev)
         return
-    c.switches += 1
     s.context_switches += 1
     if prev >= 0:
         t = &s.tasks[prev]
         if t.state == TS_RUNNING:
             t.state = TS_RUNNABLE
-            t.nivcsw += 1
             s.involuntary_switches += 1
-        else:
-            t.nvcsw += 1
     c.curr = best
     if best < 0:
         return
