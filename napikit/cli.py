@@ -82,8 +82,15 @@ def _field_value(current: Any, text: str) -> Any:
 def _assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (got {text!r})")
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (got {text!r})")
     return key.strip(), value
+
+
+def option_assignment(text: str) -> tuple[str, Any]:
+    """A policy option ``KEY=VALUE``, the value parsed by :func:`parse_value`
+    (``napikit run --option`` and the conformance kit's ``--napikit-option``)."""
+    key, value = _assignment(text)
+    return key, parse_value(value)
 
 
 def _variant(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -251,7 +258,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     scenario = scenarios.get(args.scenario)
-    options = {key: parse_value(text) for key, text in args.option}
+    options = dict(args.option)
     config = _configure(scenario.config, args).evolve(policy=args.policy, policy_options=options)
     result = Simulation(config).run()
     if args.json:
@@ -344,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=BASELINE, help=f"policy name (default {BASELINE})")
     p.add_argument("--scenario", default="seed-lo", help="scenario name (default seed-lo)")
     p.add_argument(
-        "--option", type=_assignment, action="append", default=[], metavar="KEY=VALUE",
+        "--option", type=option_assignment, action="append", default=[], metavar="KEY=VALUE",
         help="a policy option (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -10,26 +10,18 @@ a policy that is not installed).
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 import pluggy
 import pytest
 
-from napikit.cli import parse_value
+from napikit.cli import option_assignment
 from napikit.errors import NapikitError
 from napikit.testing import PolicyUnderTest
 
 #: The suite's file, collected whenever ``--napikit-policy`` is given.
 SUITE = Path(__file__).with_name("suite.py")
-
-
-def _assignment(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (got {text!r})")
-    return key.strip(), parse_value(value)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--napikit-option", metavar="KEY=VALUE", action="append", default=[],
-        type=_assignment, help="an option of that policy (repeatable)",
+        type=option_assignment, help="an option of that policy (repeatable)",
     )
 
 
