@@ -9,18 +9,22 @@ True
 __version__ = "0.1.0"
 
 from napikit import scenarios  # noqa: E402
-from napikit.config import Config, CostModel, KernelParams, LoopbackUdp, NicIrq  # noqa: E402
+from napikit.config import (  # noqa: E402
+    Config, CostModel, CpuHotplug, Cyclictest, KernelParams, LoopbackUdp, NicIrq,
+)
 from napikit.decision import Action, CompiledPolicy, SoftirqAction  # noqa: E402
 from napikit.errors import ConfigError, NapikitError, PolicyError, StallError  # noqa: E402
 from napikit.hookspecs import hookimpl, hookspec  # noqa: E402
 from napikit.plugins import PolicyOption, PolicyRegistry, PolicySpec  # noqa: E402
-from napikit.results import CpuTime, Drops, Latency, Result, SoftnetStat  # noqa: E402
+from napikit.results import (  # noqa: E402
+    CpuTime, Drops, HotplugRecord, Latency, Result, SoftnetStat, TaskStat,
+)
 from napikit.simulation import Simulation, simulate  # noqa: E402
 
 __all__ = [
-    "Action", "CompiledPolicy", "Config", "ConfigError", "CostModel", "CpuTime", "Drops",
-    "KernelParams", "Latency", "LoopbackUdp", "NapikitError", "NicIrq", "PolicyError",
-    "PolicyOption", "PolicyRegistry", "PolicySpec", "Result", "Simulation", "SoftirqAction",
-    "SoftnetStat", "StallError", "__version__", "hookimpl", "hookspec", "scenarios",
-    "simulate",
+    "Action", "CompiledPolicy", "Config", "ConfigError", "CostModel", "CpuHotplug",
+    "CpuTime", "Cyclictest", "Drops", "HotplugRecord", "KernelParams", "Latency",
+    "LoopbackUdp", "NapikitError", "NicIrq", "PolicyError", "PolicyOption", "PolicyRegistry",
+    "PolicySpec", "Result", "Simulation", "SoftirqAction", "SoftnetStat", "StallError",
+    "TaskStat", "__version__", "hookimpl", "hookspec", "scenarios", "simulate",
 ]

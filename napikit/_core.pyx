@@ -19,6 +19,14 @@ cdef enum:
     FLOW_LIMIT_HISTORY = 128   # net/core/dev.h
     NIC_RING = 4096            # device receive ring ahead of a forced-threaded handler
     FIFO_IRQ_PRIO = 50         # sched_set_fifo() of IRQ threads
+    STOPPER_PRIO = 99          # the stopper runs above every other task (MAX_RT_PRIO - 1)
+
+#: CPU time buckets, task kinds and task states as results name them.
+BUCKET_NAMES = ("hardirq", "softirq", "ksoftirqd", "backlog_thread", "irq_thread",
+                "application", "sched", "cpuhp")
+TASK_KINDS = ("sender", "receiver", "ksoftirqd", "backlog_napi", "irq_thread",
+              "cyclictest", "stopper")
+TASK_STATES = ("running", "runnable", "sleeping", "waking", "dead", "parked", "absent")
 
 # The run starts on a machine that has been up a while: CPU min_vruntime is this far
 # along, the workload's senders start there (a fork is placed at min_vruntime) and every
@@ -44,11 +52,13 @@ cdef class Sim:
     cdef i64 sched_min_gran
     cdef i64 sched_wakeup_gran
     cdef bint forced_irqthreads
+    cdef bint preempt_rt
+    cdef bint ksoftirqd_do_its_job
     cdef bint idle_poll
     cdef u64 seed
     cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
-    cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry
+    cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
     cdef CompiledPolicy policy
     # state
     cdef i64 now
@@ -71,6 +81,20 @@ cdef class Sim:
     cdef int max_tasks_per_cpu
     cdef int* ksoftirqd_task
     cdef int* backlog_task
+    cdef int* stopper_task
+    # CPU hotplug requests, in the order they run (kernel/cpu.c)
+    cdef int hp_n
+    cdef int hp_next          # the next request to start
+    cdef i64* hp_time
+    cdef int* hp_cpu
+    cdef int* hp_online
+    cdef i64* hp_done         # when it completed, -1 not (yet)
+    cdef i64* hp_reinjected   # packets dev_cpu_dead re-injected
+    # cyclictest-like tasks
+    cdef int nct
+    cdef i64* ct_period
+    cdef i64* ct_work
+    cdef Hist* ct_hist
     cdef Source* sources
     cdef int nsources
     cdef Socket* socks
@@ -89,7 +113,7 @@ cdef class Sim:
     cdef i64 drop_backlog, drop_flow_limit, drop_socket, drop_nic_ring
     cdef i64 ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
     cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
-    cdef i64 reordered, wrong_cpu, events, lost_kicks
+    cdef i64 reordered, wrong_cpu, events, lost_kicks, reinjected
     cdef i64 stall_timeout
     cdef int watchdog_pending  # the watchdog's own event is no activity
     # a policy fault ends the run
@@ -106,6 +130,17 @@ cdef class Sim:
         self.cpu_ntasks = NULL
         self.ksoftirqd_task = NULL
         self.backlog_task = NULL
+        self.stopper_task = NULL
+        self.hp_time = NULL
+        self.hp_cpu = NULL
+        self.hp_online = NULL
+        self.hp_done = NULL
+        self.hp_reinjected = NULL
+        self.ct_period = NULL
+        self.ct_work = NULL
+        self.ct_hist = NULL
+        self.hp_n = 0
+        self.nct = 0
         self.sources = NULL
         self.socks = NULL
         self.pkts = NULL
@@ -117,7 +152,7 @@ cdef class Sim:
         self.nsocks = 0
 
     def __init__(self, config, CompiledPolicy policy not None):
-        from napikit.config import LoopbackUdp
+        from napikit.config import Cyclictest, LoopbackUdp
         k = config.kernel
         c = config.costs
         self.policy = policy
@@ -132,7 +167,10 @@ cdef class Sim:
         self.max_softirq_restart = k.max_softirq_restart
         self.sched_latency, self.sched_min_gran, self.sched_wakeup_gran = \
             k.sched_tunables(config.ncpus)
-        self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads
+        self.preempt_rt = k.preempt_rt
+        # PREEMPT_RT forces threaded interrupts (force_irqthreads() is constant true)
+        self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads or k.preempt_rt
+        self.ksoftirqd_do_its_job = k.let_ksoftirqd_do_its_job
         self.idle_poll = k.idle_poll
         self.seed = config.seed
         self.c_netif_rx = c.netif_rx_ns
@@ -147,6 +185,7 @@ cdef class Sim:
         self.c_wakeup = c.wakeup_ns
         self.c_wakeup_latency = c.wakeup_latency_ns
         self.c_softirq_entry = c.softirq_entry_ns
+        self.c_hrtimer_irq = c.hrtimer_irq_ns
         rng_seed(self.rng, config.seed)
 
         self.now = 0
@@ -162,14 +201,21 @@ cdef class Sim:
         self.lat_enqueue = <Hist*>calloc(1, sizeof(Hist))
         self.lat_send_recv = <Hist*>calloc(1, sizeof(Hist))
 
-        self._setup_cpus(k)
-        # tasks: per-CPU kthreads, then the workloads' threads
+        self._setup_cpus(k, config.offline_cpus)
+        self._setup_hotplug(config.hotplug_sequence)
+        # tasks: per-CPU kthreads (of every possible CPU), then the workloads' threads
         specs = []   # (kind, cpu, policy, prio, arg)
         for cpu in range(self.ncpus):
             specs.append((T_KSOFTIRQD, cpu, SCHED_NORMAL, 0, -1))
         if policy.backlog_threads:
             for cpu in range(self.ncpus):
                 specs.append((T_BACKLOG_NAPI, cpu, SCHED_NORMAL, 0, -1))
+        for cpu in range(self.ncpus):
+            specs.append((T_STOPPER, cpu, SCHED_FIFO, STOPPER_PRIO, -1))
+        cyclictests = [w for w in config.workloads if isinstance(w, Cyclictest)]
+        self._setup_cyclictests(cyclictests)
+        for i, w in enumerate(cyclictests):
+            specs.append((T_CYCLICTEST, w.cpu, SCHED_FIFO, w.priority, i))
         sources = []  # (kind, cpu, workload, sock, flow_base, nflows)
         socks = []    # (cap, receiver spec index)
         nflows = 0
@@ -182,12 +228,12 @@ cdef class Sim:
                     sources.append((SRC_LOOPBACK, snd, w, len(socks) - 1, nflows, w.flows))
                     specs.append((T_SENDER, snd, SCHED_NORMAL, 0, len(sources) - 1))
                     nflows += w.flows
-            else:
+            elif not isinstance(w, Cyclictest):
                 sources.append((SRC_NIC, w.cpu, w, -1, nflows, w.flows))
                 if self.forced_irqthreads:
                     specs.append((T_IRQ_THREAD, w.cpu, SCHED_FIFO, FIFO_IRQ_PRIO, len(sources) - 1))
                 nflows += w.flows
-        self._setup_tasks(specs)
+        self._setup_tasks(specs, bool(self.hp_n))
         self._setup_sources(sources, socks)
         self.nflows = nflows
         self.flow_seq = <int*>calloc(max(1, nflows), sizeof(int))
@@ -195,16 +241,17 @@ cdef class Sim:
         self._setup_packets()
         self._start()
 
-    cdef void _setup_cpus(self, k):
+    cdef void _setup_cpus(self, k, offline):
         cdef int cpu, cap, log_b
         self.cpus = <Cpu*>calloc(self.ncpus, sizeof(Cpu))
         self.sd = <Softnet*>calloc(self.ncpus, sizeof(Softnet))
         self.ksoftirqd_task = <int*>calloc(self.ncpus, sizeof(int))
         self.backlog_task = <int*>calloc(self.ncpus, sizeof(int))
+        self.stopper_task = <int*>calloc(self.ncpus, sizeof(int))
         fl_cpus = set(k.flow_limit_cpu_bitmap)
         log_b = k.flow_limit_table_len.bit_length() - 1
         for cpu in range(self.ncpus):
-            self.cpus[cpu].online = 1
+            self.cpus[cpu].online = 0 if cpu in offline else 1
             self.cpus[cpu].curr = -1
             self.cpus[cpu].min_vruntime = UPTIME_NS
             self.cpus[cpu].softirq_host_task = -1
@@ -220,7 +267,31 @@ cdef class Sim:
                 self.sd[cpu].fl_buckets = <int*>calloc(1 << log_b, sizeof(int))
                 self.sd[cpu].fl_history = <int*>calloc(FLOW_LIMIT_HISTORY, sizeof(int))
 
-    cdef void _setup_tasks(self, specs):
+    cdef void _setup_hotplug(self, requests):
+        cdef int i
+        self.hp_n = len(requests)
+        self.hp_time = <i64*>calloc(max(1, self.hp_n), sizeof(i64))
+        self.hp_cpu = <int*>calloc(max(1, self.hp_n), sizeof(int))
+        self.hp_online = <int*>calloc(max(1, self.hp_n), sizeof(int))
+        self.hp_done = <i64*>calloc(max(1, self.hp_n), sizeof(i64))
+        self.hp_reinjected = <i64*>calloc(max(1, self.hp_n), sizeof(i64))
+        for i, h in enumerate(requests):
+            self.hp_time[i] = h.time_ns
+            self.hp_cpu[i] = h.cpu
+            self.hp_online[i] = h.online
+            self.hp_done[i] = -1
+
+    cdef void _setup_cyclictests(self, workloads):
+        cdef int i
+        self.nct = len(workloads)
+        self.ct_period = <i64*>calloc(max(1, self.nct), sizeof(i64))
+        self.ct_work = <i64*>calloc(max(1, self.nct), sizeof(i64))
+        self.ct_hist = <Hist*>calloc(max(1, self.nct), sizeof(Hist))
+        for i, w in enumerate(workloads):
+            self.ct_period[i] = w.period_ns
+            self.ct_work[i] = w.work_ns
+
+    cdef void _setup_tasks(self, specs, bint migrating):
         cdef int i, cpu
         cdef Task* t
         self.ntasks = len(specs)
@@ -228,7 +299,8 @@ cdef class Sim:
         per_cpu = [0] * self.ncpus
         for spec in specs:
             per_cpu[spec[1]] += 1
-        self.max_tasks_per_cpu = max(per_cpu)
+        # with hotplug, tasks move between CPUs: any CPU may come to hold all of them
+        self.max_tasks_per_cpu = self.ntasks if migrating else max(per_cpu)
         self.cpu_tasks = <int*>calloc(self.ncpus * self.max_tasks_per_cpu, sizeof(int))
         self.cpu_ntasks = <int*>calloc(self.ncpus, sizeof(int))
         for i, (kind, cpu, pol, prio, arg) in enumerate(specs):
@@ -238,6 +310,8 @@ cdef class Sim:
             t.policy = pol
             t.prio = prio
             t.state = TS_SLEEPING
+            if kind in (T_KSOFTIRQD, T_BACKLOG_NAPI, T_STOPPER) and not self.cpus[cpu].online:
+                t.state = TS_ABSENT  # smpboot creates it when the CPU first comes up
             t.arg = arg
             t.remaining = -1
             t.pkt = -1
@@ -247,9 +321,12 @@ cdef class Sim:
             if kind == T_KSOFTIRQD:
                 self.ksoftirqd_task[cpu] = i
             elif kind == T_BACKLOG_NAPI:
-                # backlog_napi_setup: the NAPI is THREADED for good
                 self.backlog_task[cpu] = i
-                self.sd[cpu].napi_state |= NAPIF_STATE_THREADED
+                if t.state != TS_ABSENT:
+                    # backlog_napi_setup: the NAPI is THREADED for good
+                    self.sd[cpu].napi_state |= NAPIF_STATE_THREADED
+            elif kind == T_STOPPER:
+                self.stopper_task[cpu] = i
 
     cdef void _setup_sources(self, sources, socks):
         cdef int i, j
@@ -330,6 +407,14 @@ cdef class Sim:
         for i in range(self.ntasks):
             if self.tasks[i].kind == T_SENDER:
                 ev_push(self, 0, EV_TIMER, i, 0)
+            elif self.tasks[i].kind == T_CYCLICTEST:
+                self.tasks[i].next_send = self.ct_period[self.tasks[i].arg]
+                ev_push(self, self.tasks[i].next_send, EV_TIMER, i, 0)
+        for i in range(self.ncpus):
+            if not self.cpus[i].online:
+                self.cpus[i].offline_since = 0
+        if self.hp_n:
+            ev_push(self, self.hp_time[0], EV_HOTPLUG, 0, 0)
         if self.stall_timeout > 0:
             self.watchdog_pending = 1
             ev_push(self, self.stall_timeout // 2, EV_WATCHDOG, 0, 0)
@@ -359,6 +444,15 @@ cdef class Sim:
         free(self.cpu_ntasks)
         free(self.ksoftirqd_task)
         free(self.backlog_task)
+        free(self.stopper_task)
+        free(self.hp_time)
+        free(self.hp_cpu)
+        free(self.hp_online)
+        free(self.hp_done)
+        free(self.hp_reinjected)
+        free(self.ct_period)
+        free(self.ct_work)
+        free(self.ct_hist)
         free(self.sources)
         free(self.socks)
         free(self.pkts)
@@ -388,16 +482,24 @@ cdef class Sim:
             elif e.kind == EV_NIC:
                 nic_interrupt(self, e.a)
             elif e.kind == EV_IPI:
-                ipi_arrives(self, e.a)
+                if e.b == self.cpus[e.a].gen:
+                    ipi_arrives(self, e.a)
             elif e.kind == EV_WAKE:
                 if self.tasks[e.a].state == TS_WAKING:
                     activate(self, e.a)
             elif e.kind == EV_TIMER:
-                wake_up(self, -1, e.a, 0)
+                if self.tasks[e.a].kind == T_CYCLICTEST:
+                    hrtimer_interrupt(self, e.a)
+                else:
+                    wake_up(self, -1, e.a, 0)
             elif e.kind == EV_TICK:
-                scheduler_tick(self, e.a)
+                if e.b == self.cpus[e.a].gen:
+                    scheduler_tick(self, e.a)
             elif e.kind == EV_RESCHED:
-                resched_event(self, e.a)
+                if e.b == self.cpus[e.a].gen:
+                    resched_event(self, e.a)
+            elif e.kind == EV_HOTPLUG:
+                cpu_hotplug_start(self, e.a)
             else:
                 self.watchdog_pending = 0
                 stall_watchdog(self, False)
@@ -419,11 +521,32 @@ cdef class Sim:
             until = c.busy_until
             if c.level != L_NONE:
                 c.acct[c.bucket] += c.step_dur
+                task_charge(self, cpu, c.level, c.step_dur)
                 if c.step_end + c.steal > until:
                     until = c.step_end + c.steal
                 c.level = L_NONE
             if until > self.now:
                 self.now = until
+
+    cdef object _task_row(self, int i):
+        cdef Task* t = &self.tasks[i]
+        if t.kind == T_SENDER:
+            name = f"udp-send/{t.arg}"
+        elif t.kind == T_RECEIVER:
+            name = f"udp-recv/{t.arg}"
+        elif t.kind == T_KSOFTIRQD:
+            name = f"ksoftirqd/{t.cpu}"
+        elif t.kind == T_BACKLOG_NAPI:
+            name = f"backlog_napi/{t.cpu}"
+        elif t.kind == T_IRQ_THREAD:
+            name = f"irq/nic{t.arg}"
+        elif t.kind == T_CYCLICTEST:
+            name = f"cyclictest/{t.arg}"
+        else:
+            name = f"migration/{t.cpu}"
+        return {"name": name, "kind": TASK_KINDS[t.kind], "cpu": t.cpu,
+                "state": TASK_STATES[t.state], "runtime_ns": t.runtime_ns,
+                "softirq_ns": t.softirq_ns}
 
     def raw_results(self):
         """Counters, per-CPU rows and histograms as plain Python values."""
@@ -446,22 +569,27 @@ cdef class Sim:
         for cpu in range(self.ncpus):
             sd = &self.sd[cpu]
             softnet.append({
-                "cpu": cpu, "processed": sd.processed, "dropped": sd.dropped,
+                "cpu": cpu, "online": bool(self.cpus[cpu].online), "processed": sd.processed, "dropped": sd.dropped,
                 "time_squeeze": sd.time_squeeze, "received_rps": sd.received_rps,
                 "flow_limit_count": sd.flow_limit_count,
                 "input_qlen": ring_len(&sd.input_pkt_queue),
                 "process_qlen": ring_len(&sd.process_queue),
             })
-            if sd.napi_state & (NAPIF_STATE_SCHED | NAPIF_STATE_SCHED_THREADED) or \
-                    ring_len(&sd.input_pkt_queue) or ring_len(&sd.process_queue):
+            # an offline CPU's backlog may keep SCHED_THREADED for its return (B.5.4)
+            if self.cpus[cpu].online and (
+                    sd.napi_state & (NAPIF_STATE_SCHED | NAPIF_STATE_SCHED_THREADED) or
+                    ring_len(&sd.input_pkt_queue) or ring_len(&sd.process_queue)):
                 unpolled += 1
             busy = 0
             row = {}
-            for b, name in enumerate(("hardirq", "softirq", "ksoftirqd", "backlog_thread",
-                                      "irq_thread", "application", "sched")):
+            for b, name in enumerate(BUCKET_NAMES):
                 row[name] = self.cpus[cpu].acct[b]
                 busy += self.cpus[cpu].acct[b]
-            row["idle"] = max(0, self.now - busy)
+            off = self.cpus[cpu].offline_ns
+            if not self.cpus[cpu].online:
+                off += self.now - self.cpus[cpu].offline_since
+            row["offline"] = off
+            row["idle"] = max(0, self.now - busy - off)
             cpu_time.append(row)
         return {
             "sim_time_ns": self.now,
@@ -479,6 +607,16 @@ cdef class Sim:
             "cpu_time": cpu_time,
             "latency_enqueue": hist_summary(self.lat_enqueue),
             "latency_send_recv": hist_summary(self.lat_send_recv),
+            "cyclictest_latency": [hist_summary(&self.ct_hist[i]) for i in range(self.nct)],
+            "tasks": [self._task_row(i) for i in range(self.ntasks)],
+            "hotplug": [
+                {"cpu": self.hp_cpu[i], "online": bool(self.hp_online[i]),
+                 "requested_ns": self.hp_time[i],
+                 "done_ns": self.hp_done[i] if self.hp_done[i] >= 0 else None,
+                 "reinjected": self.hp_reinjected[i]}
+                for i in range(self.hp_n)
+            ],
+            "reinjected": self.reinjected,
             "ipis": self.ipis,
             "thread_kicks": self.thread_kicks,
             "backlog_thread_wakeups": self.backlog_thread_wakeups,
@@ -525,7 +663,7 @@ cdef void stall_watchdog(Sim s, bint final) noexcept:
         return
     for cpu in range(s.ncpus):
         sd = &s.sd[cpu]
-        if not (sd.napi_state & NAPIF_STATE_SCHED):
+        if not (sd.napi_state & NAPIF_STATE_SCHED) or not s.cpus[cpu].online:
             continue
         since = sd.sched_at if sd.sched_at > sd.polled_at else sd.polled_at
         if final or s.now - since > s.stall_timeout:
@@ -557,3 +695,4 @@ include "core/rps.pxi"
 include "core/softirq.pxi"
 include "core/sched.pxi"
 include "core/workloads.pxi"
+include "core/hotplug.pxi"

@@ -81,6 +81,8 @@ _SECTION = {
     "CostModel": "costs.",
     "LoopbackUdp": "loopback_udp.",
     "NicIrq": "nic_irq.",
+    "Cyclictest": "cyclictest.",
+    "CpuHotplug": "hotplug.",
     "Config": "",
 }
 
@@ -124,6 +126,15 @@ class KernelParams:
     sched_wakeup_granularity_ns: int | None = field(
         default=None, validator=_optional(_int_at_least(0))
     )
+    #: ``CONFIG_PREEMPT_RT`` (kernel-model.md B.6.4): IRQs are force-threaded, BH
+    #: sections are preemptible, softirqs raised in a task run in it at its outermost
+    #: ``local_bh_enable``, and ``invoke_softirq`` at hard-IRQ exit wakes ksoftirqd unless
+    #: a task on that CPU is inside a BH section. Independent of the policy.
+    preempt_rt: bool = field(default=False, validator=_is_bool)
+    #: "softirq: Let ksoftirqd do its job" (4cd13c21b207, reverted in v6.5 by
+    #: d15121be7485, B.6.3): while ksoftirqd is runnable, ``irq_exit`` and
+    #: ``local_bh_enable`` leave pending softirqs to it. Off: the behaviour since v6.5.
+    let_ksoftirqd_do_its_job: bool = field(default=False, validator=_is_bool)
     #: ``net.core.rmem_default``: a UDP socket's receive buffer in bytes.
     rmem_default: int = field(default=212_992, validator=_int_at_least(1))
     #: truesize charged to the receive buffer per small UDP skb.
@@ -202,6 +213,9 @@ class CostModel:
     wakeup_latency_ns: int = _cost(2000)
     #: ``handle_softirqs`` entry and exit, per call.
     softirq_entry_ns: int = _cost(50)
+    #: Hard-IRQ entry, ``hrtimer_interrupt`` and exit of the timer that wakes a
+    #: :class:`Cyclictest` task (the order of a device interrupt's ``nic_irq_ns``).
+    hrtimer_irq_ns: int = _cost(300)
 
 
 # --------------------------------------------------------------------- workloads
@@ -251,16 +265,61 @@ class NicIrq:
     rps_cpus: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
 
 
-Workload = LoopbackUdp | NicIrq
+@frozen
+class Cyclictest:
+    """A cyclictest-like SCHED_FIFO thread pinned to ``cpu``: it sleeps until the next
+    multiple of ``period_ns`` (``clock_nanosleep(TIMER_ABSTIME)``; an hrtimer interrupt
+    wakes it), then runs ``work_ns``. Its wake-up latency, from the timer's expiry to
+    the thread running, is reported in :attr:`Result.cyclictest_latency`. Besides the
+    input it adds no packet; it stops when the input does.
+    """
+
+    cpu: int = field(default=1, validator=_int_at_least(0))
+    period_ns: int = field(default=1_000_000, validator=_int_at_least(1_000))
+    #: SCHED_FIFO priority, 1-99 (cyclictest ``-p``).
+    priority: int = field(default=95, validator=_int_at_least(1))
+    work_ns: int = field(default=1_000, validator=_int_at_least(0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.priority > 99:
+            raise ConfigError("cyclictest.priority", "an integer from 1 to 99", self.priority)
+
+
+Workload = LoopbackUdp | NicIrq | Cyclictest
 
 
 def _workloads(inst: object, attr: attrs.Attribute, value: object) -> None:
     if (
         not isinstance(value, tuple)
         or not value
-        or not all(isinstance(w, (LoopbackUdp, NicIrq)) for w in value)
+        or not all(isinstance(w, (LoopbackUdp, NicIrq, Cyclictest)) for w in value)
+        or all(isinstance(w, Cyclictest) for w in value)
     ):
-        raise ConfigError("workloads", "a non-empty list of LoopbackUdp / NicIrq", value)
+        raise ConfigError(
+            "workloads",
+            "a list of LoopbackUdp / NicIrq / Cyclictest with at least one traffic source",
+            value,
+        )
+
+
+@frozen
+class CpuHotplug:
+    """Take ``cpu`` offline (``online=False``) or bring it online at ``time_ns``.
+
+    Requests run one at a time, in time order (``cpu_hotplug_lock``). Going offline
+    parks the CPU's per-CPU threads, stops the CPU at its next preemption point
+    (``stop_machine``), moves its tasks and interrupts to the lowest-numbered online
+    CPU, and runs ``dev_cpu_dead`` there (kernel-model.md B.5.4).
+    """
+
+    time_ns: int = field(validator=_int_at_least(0))
+    cpu: int = field(validator=_int_at_least(0))
+    online: bool = field(validator=_is_bool)
+
+
+def _hotplug(inst: object, attr: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(h, CpuHotplug) for h in value):
+        raise ConfigError("hotplug", "a list of CpuHotplug(time_ns, cpu, online)", value)
 
 
 def _options(value: Any) -> Any:
@@ -284,6 +343,13 @@ class Config:
         factory=lambda: (LoopbackUdp(),), converter=_to_tuple, validator=_workloads
     )
     policy: str = field(default="softirq-ipi")
+    #: CPUs that exist but are not online when the run starts; a
+    #: :class:`CpuHotplug` request can bring them up.
+    offline_cpus: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
+    #: CPU hotplug requests, run in time order.
+    hotplug: tuple[CpuHotplug, ...] = field(
+        default=(), converter=_to_tuple, validator=_hotplug
+    )
     #: Policy options as sorted ``(name, value)`` pairs (a mapping is accepted).
     policy_options: tuple[tuple[str, Any], ...] = field(default=(), converter=_options)
     kernel: KernelParams = field(factory=KernelParams)
@@ -310,18 +376,56 @@ class Config:
             raise ConfigError("costs", "a CostModel", self.costs)
         allowed = f"CPU numbers < ncpus={self.ncpus}"
         self._check_cpus("kernel.flow_limit_cpu_bitmap", self.kernel.flow_limit_cpu_bitmap, allowed)
+        self._check_cpus("offline_cpus", self.offline_cpus, allowed)
+        if len(self.offline_cpus) >= self.ncpus:
+            raise ConfigError("offline_cpus", "a list leaving at least one CPU online",
+                              self.offline_cpus)
+        # Threads and interrupts start on CPUs that are online; RPS masks may name any.
+        online = f"CPU numbers < ncpus={self.ncpus} not in offline_cpus"
+        offline = set(self.offline_cpus)
         for w in self.workloads:
             if isinstance(w, LoopbackUdp):
-                for name in ("senders", "receivers", "rps_cpus"):
-                    self._check_cpus(f"loopback_udp.{name}", getattr(w, name), allowed)
-            else:
-                self._check_cpus("nic_irq.cpu", (w.cpu,), allowed)
+                for name in ("senders", "receivers"):
+                    self._check_cpus(f"loopback_udp.{name}", getattr(w, name), online, offline)
+                self._check_cpus("loopback_udp.rps_cpus", w.rps_cpus, allowed)
+            elif isinstance(w, NicIrq):
+                self._check_cpus("nic_irq.cpu", (w.cpu,), online, offline)
                 self._check_cpus("nic_irq.rps_cpus", w.rps_cpus, allowed)
+            else:
+                self._check_cpus("cyclictest.cpu", (w.cpu,), online, offline)
+        self._check_hotplug()
 
-    def _check_cpus(self, name: str, cpus: tuple[int, ...], allowed: str) -> None:
-        bad = [c for c in cpus if c >= self.ncpus]
+    def _check_cpus(
+        self, name: str, cpus: tuple[int, ...], allowed: str, offline: set[int] = frozenset()
+    ) -> None:
+        bad = [c for c in cpus if c >= self.ncpus or c in offline]
         if bad:
             raise ConfigError(name, allowed, cpus if len(cpus) > 1 else cpus[0])
+
+    def _check_hotplug(self) -> None:
+        """Replay the requests: each must change a CPU's state, and one CPU stays up."""
+        online = set(range(self.ncpus)) - set(self.offline_cpus)
+        for i, h in sorted(enumerate(self.hotplug), key=lambda ih: ih[1].time_ns):
+            name = f"hotplug[{i}]"
+            if h.cpu >= self.ncpus:
+                raise ConfigError(f"{name}.cpu", f"a CPU number < ncpus={self.ncpus}", h.cpu)
+            if h.online == (h.cpu in online):
+                state = "online" if h.online else "offline"
+                raise ConfigError(
+                    f"{name}.online",
+                    f"a change of state (CPU {h.cpu} is already {state} at t={h.time_ns} ns)",
+                    h.online,
+                )
+            if not h.online and online == {h.cpu}:
+                raise ConfigError(
+                    f"{name}.cpu", "a CPU other than the last one online", h.cpu
+                )
+            (online.add if h.online else online.discard)(h.cpu)
+
+    @property
+    def hotplug_sequence(self) -> tuple[CpuHotplug, ...]:
+        """The hotplug requests in the order they run: by time, then as given."""
+        return tuple(sorted(self.hotplug, key=lambda h: h.time_ns))
 
     @property
     def options(self) -> dict[str, Any]:
@@ -333,6 +437,7 @@ class Config:
 
         d = attrs.asdict(self)
         d["workloads"] = [{"kind": type(w).__name__, **attrs.asdict(w)} for w in self.workloads]
+        d["hotplug"] = [attrs.asdict(h) for h in self.hotplug]
         d["policy_options"] = dict(self.policy_options)
         return d
 

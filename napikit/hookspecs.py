@@ -108,6 +108,9 @@ def napikit_softirq_from_hardirq(cpu: int, force_irqthreads: bool, now_ns: int) 
 
     Mirrors ``invoke_softirq`` (``kernel/softirq.c``): called at ``irq_exit`` on ``cpu``
     when softirqs are pending and the interrupted context is not already serving them.
+    Not called under ``kernel.preempt_rt``, whose ``invoke_softirq`` is fixed (wake
+    ksoftirqd unless a task on the CPU is inside a BH section), nor while
+    ``kernel.let_ksoftirqd_do_its_job`` leaves the softirqs to a runnable ksoftirqd.
 
     :param cpu: the CPU leaving hard-IRQ context.
     :param force_irqthreads: whether the kernel runs with forced-threaded IRQs.

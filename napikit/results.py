@@ -11,9 +11,11 @@ from attrs import frozen
 
 @frozen
 class SoftnetStat:
-    """One CPU's row of ``/proc/net/softnet_stat`` (``softnet_seq_show``)."""
+    """One CPU's row of ``/proc/net/softnet_stat`` (``softnet_seq_show``). The file
+    shows online CPUs only; an offline CPU's counters are kept for its return."""
 
     cpu: int
+    online: bool
     processed: int
     dropped: int
     time_squeeze: int
@@ -52,7 +54,9 @@ class Latency:
 
 @frozen
 class CpuTime:
-    """One CPU's time by context, in simulated ns. ``sched`` is context-switch time."""
+    """One CPU's time by context, in simulated ns. ``sched`` is context-switch time,
+    ``cpuhp`` hotplug work done on this CPU for another (``dev_cpu_dead``), ``offline``
+    the time the CPU was not online."""
 
     hardirq: int
     softirq: int
@@ -61,7 +65,39 @@ class CpuTime:
     irq_thread: int
     application: int
     sched: int
+    cpuhp: int
+    offline: int
     idle: int
+
+
+#: Task kinds whose job is not softirq work: softirq time charged to them is the
+#: "punished task" time of the kernel change's argument.
+APPLICATION_TASKS = frozenset({"sender", "receiver", "cyclictest"})
+
+
+@frozen
+class TaskStat:
+    """One task at the end of the run. ``runtime_ns`` is its own work; ``softirq_ns``
+    the softirq work that ran while it was the current task: softirqs an interrupt
+    exit ran on top of it, or its own ``local_bh_enable`` ran (ksoftirqd: its job)."""
+
+    name: str  #: ``comm``: ``ksoftirqd/1``, ``backlog_napi/1``, ``udp-recv/0``, ...
+    kind: str  #: sender, receiver, ksoftirqd, backlog_napi, irq_thread, cyclictest, stopper
+    cpu: int  #: the CPU it is on (tasks move when their CPU goes offline)
+    state: str  #: running, runnable, sleeping, waking, dead, parked or absent
+    runtime_ns: int
+    softirq_ns: int
+
+
+@frozen
+class HotplugRecord:
+    """What became of one :class:`~napikit.config.CpuHotplug` request."""
+
+    cpu: int
+    online: bool
+    requested_ns: int
+    done_ns: int | None  #: when it completed; ``None``: the run ended first
+    reinjected: int  #: packets ``dev_cpu_dead`` re-injected (going offline)
 
 
 @frozen
@@ -102,6 +138,13 @@ class Result:
     cpu_time: tuple[CpuTime, ...]
     latency_enqueue: Latency
     latency_send_recv: Latency
+    #: Wake-up latency of each :class:`~napikit.config.Cyclictest` task, in order.
+    cyclictest_latency: tuple[Latency, ...]
+    tasks: tuple[TaskStat, ...]
+    hotplug: tuple[HotplugRecord, ...]
+    #: Packets ``dev_cpu_dead`` passed to ``netif_rx`` again (they are not counted in
+    #: ``arrived`` twice).
+    reinjected: int
     ipis: int
     thread_kicks: int
     backlog_thread_wakeups: int
@@ -132,6 +175,10 @@ class Result:
             cpu_time=tuple(CpuTime(**row) for row in raw["cpu_time"]),
             latency_enqueue=Latency(**raw["latency_enqueue"]),
             latency_send_recv=Latency(**raw["latency_send_recv"]),
+            cyclictest_latency=tuple(Latency(**h) for h in raw["cyclictest_latency"]),
+            tasks=tuple(TaskStat(**t) for t in raw["tasks"]),
+            hotplug=tuple(HotplugRecord(**h) for h in raw["hotplug"]),
+            reinjected=raw["reinjected"],
             **{k: raw[k] for k in (
                 "ipis", "thread_kicks", "backlog_thread_wakeups", "ksoftirqd_wakeups",
                 "context_switches", "involuntary_switches", "rt_idle_softirq_warnings",
@@ -146,8 +193,27 @@ class Result:
         return self.arrived == self.delivered + self.drops.total + self.queued
 
     def softnet_stat(self) -> str:
-        """The text of ``/proc/net/softnet_stat`` at the end of the run."""
-        return "".join(row.line() + "\n" for row in self.softnet)
+        """The text of ``/proc/net/softnet_stat`` at the end of the run (online CPUs)."""
+        return "".join(row.line() + "\n" for row in self.softnet if row.online)
+
+    @property
+    def online_cpus(self) -> tuple[int, ...]:
+        """The CPUs online at the end of the run."""
+        return tuple(row.cpu for row in self.softnet if row.online)
+
+    def threads(self, kind: str) -> dict[int, str]:
+        """Per-CPU kernel threads of ``kind`` (``ksoftirqd``, ``backlog_napi``) that exist
+        at the end: CPU -> state (``parked`` for an offline CPU's)."""
+        return {t.cpu: t.state for t in self.tasks if t.kind == kind and t.state != "absent"}
+
+    def punished_softirq_ns(self, cpu: int | None = None) -> int:
+        """Softirq time charged to application tasks (senders, receivers, cyclictest),
+        on ``cpu`` or on all CPUs: work done for others in whichever task was running.
+        A loopback sender's own receive path counts too: the kernel charges it there."""
+        return sum(
+            t.softirq_ns for t in self.tasks
+            if t.kind in APPLICATION_TASKS and (cpu is None or t.cpu == cpu)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

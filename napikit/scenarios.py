@@ -6,6 +6,7 @@ policy is the run's to choose (``scenario.config.evolve(policy=...)``).
 
 from __future__ import annotations
 
+import attrs
 from attrs import frozen
 
 from napikit.config import Config, CostModel, KernelParams, LoopbackUdp, NicIrq
@@ -25,7 +26,7 @@ class Scenario:
 _PERF_A_COSTS = CostModel(
     netif_rx_ns=100, nic_irq_ns=0, protocol_rx_ns=1000, udp_sendmsg_ns=0, udp_recvmsg_ns=0,
     ipi_send_ns=200, ipi_latency_ns=1500, ipi_handler_ns=300, context_switch_ns=0,
-    wakeup_ns=0, wakeup_latency_ns=0, softirq_entry_ns=0,
+    wakeup_ns=0, wakeup_latency_ns=0, softirq_entry_ns=0, hrtimer_irq_ns=0,
 )
 
 
@@ -44,7 +45,7 @@ def _seed(ncpus: int = 2, rps_cpus: tuple[int, ...] = (), flows: int = 1,
     return Config(
         ncpus=ncpus,
         workloads=(LoopbackUdp(senders=(0,), receivers=(1,), flows=flows, rps_cpus=rps_cpus),),
-        kernel=KernelParams(force_irqthreads=rt),
+        kernel=KernelParams(preempt_rt=rt),
         packets=200_000,
     )
 
@@ -81,8 +82,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "seed-rt",
-            "SEED-RT: SEED-RPS with force-threaded interrupts (threadirqs / PREEMPT_RT): "
-            "count the ksoftirqd wake-ups on the backlog path",
+            "SEED-RT: SEED-RPS on a PREEMPT_RT kernel (forced-threaded interrupts, "
+            "preemptible BH sections): count the ksoftirqd wake-ups on the backlog path",
             _seed(rps_cpus=(1,), rt=True),
         ),
     )
@@ -90,6 +91,32 @@ SCENARIOS: dict[str, Scenario] = {
 
 #: What ``napikit compare`` runs by default: the kernel change's story.
 DEFAULT_COMPARE = ("seed-lo", "seed-rps")
+
+
+#: The scenarios that scale with the CPU count (see :func:`at_ncpus`).
+SCALABLE = ("seed-lo", "seed-rps", "seed-rt")
+
+
+def at_ncpus(name: str, ncpus: int) -> Config:
+    """Scenario ``name`` on ``ncpus`` CPUs (even, >= 2), as the study and the claims
+    tests run it: SEED-LO, SEED-RPS and SEED-RT get one sender/receiver pair per two
+    CPUs (sender on CPU ``2i``, receiver on ``2i + 1``; with RPS, pair ``i``'s flow is
+    steered to ``2i + 1``), so each pair is the 2-CPU scenario. Other scenarios only
+    change ``ncpus``. On 2 CPUs this is the shipped scenario.
+    """
+    config = get(name).config
+    if name.lower() not in SCALABLE:
+        return config.evolve(ncpus=ncpus)
+    if ncpus < 2 or ncpus % 2:
+        raise ConfigError("ncpus", "an even number >= 2 for a SEED scenario", ncpus)
+    (base,) = config.workloads
+    assert isinstance(base, LoopbackUdp)
+    pairs = tuple(
+        attrs.evolve(base, senders=(2 * i,), receivers=(2 * i + 1,),
+                     rps_cpus=(2 * i + 1,) if base.rps_cpus else ())
+        for i in range(ncpus // 2)
+    )
+    return config.evolve(ncpus=ncpus, workloads=pairs)
 
 
 def names() -> list[str]:

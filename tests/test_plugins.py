@@ -255,8 +255,9 @@ def test_python_twin_matches_compiled_policy_on_fuzzed_configs(configs, with_pol
 
 
 def test_policy_returning_none_leaves_decisions_to_the_kernel(with_policy, scenario, run):
-    """A Python policy returning None everywhere behaves as softirq-ipi."""
-    config = scenario("seed-rt")
+    """A Python policy returning None everywhere behaves as softirq-ipi (with forced IRQ
+    threads, so both hooks are asked)."""
+    config = scenario("seed-rps").evolve(kernel=napikit.KernelParams(force_irqthreads=True))
     recorder = Recorder()
     pm = with_policy("recorder", lambda: recorder)
     python = run(config.evolve(policy="recorder"), plugins=pm)

@@ -61,7 +61,7 @@ def test_seed_scenarios_are_configured_as_documented(scenario, name, rps, rt):
     assert c.ncpus == 2 and c.costs == CostModel()
     assert c.workloads == (LoopbackUdp(senders=(0,), receivers=(1,), rate_pps=None,
                                        rps_cpus=rps),)
-    assert c.kernel == KernelParams(force_irqthreads=rt)
+    assert c.kernel == KernelParams(preempt_rt=rt)
 
 
 def test_seed_rps_spread_is_configured_as_documented(scenario):

@@ -30,7 +30,8 @@ cdef enum:
     B_IRQ_THREAD = 4
     B_APPLICATION = 5
     B_SCHED = 6
-    N_BUCKETS = 7
+    B_CPUHP = 7       # CPU hotplug work on a surviving CPU (dev_cpu_dead)
+    N_BUCKETS = 8
 
 # ---------------------------------------------------------------- events
 cdef enum:
@@ -42,6 +43,7 @@ cdef enum:
     EV_TICK = 5       # scheduler tick (a: cpu)
     EV_RESCHED = 6    # a CPU acts on need_resched (a: cpu)
     EV_WATCHDOG = 7   # the stall watchdog looks at every backlog
+    EV_HOTPLUG = 8    # the next CPU hotplug request is due
 
 cdef struct Event:
     i64 time
@@ -57,6 +59,7 @@ cdef struct Packet:
     int flow
     int seq
     int target        # CPU whose backlog holds it
+    int src           # the source that made it (its RPS map, for re-injection)
     int sock          # receiving socket, -1 for NIC traffic (done at protocol receive)
     int next_free
 
@@ -73,6 +76,8 @@ cdef enum:
     T_KSOFTIRQD = 2
     T_BACKLOG_NAPI = 3
     T_IRQ_THREAD = 4
+    T_CYCLICTEST = 5
+    T_STOPPER = 6     # the CPU's stopper thread, migration/N (stop_machine)
 
 cdef enum:
     TS_RUNNING = 0    # current on its CPU
@@ -80,6 +85,8 @@ cdef enum:
     TS_SLEEPING = 2
     TS_WAKING = 3     # remote wake-up in flight
     TS_DEAD = 4
+    TS_PARKED = 5     # a per-CPU kthread parked while its CPU is (going) offline
+    TS_ABSENT = 6     # a per-CPU kthread of a CPU that has never been online
 
 cdef enum:
     SCHED_NORMAL = 0
@@ -93,6 +100,7 @@ cdef struct Task:
     int state
     int pc            # where its state machine resumes
     int bh            # inside local_bh_disable (not preemptible on !RT)
+    int sirq_resume   # preempted inside handle_softirqs (PREEMPT_RT): resume its frame
     int arg           # socket (sender/receiver) or source (irq thread)
     i64 vruntime
     i64 exec_start
@@ -102,7 +110,9 @@ cdef struct Task:
     int pkt           # packet in hand (sender), batch size (irq thread)
     int poll_work     # process_backlog progress when polling from this task
     int seg_n         # packets of the segment being processed
-    i64 next_send     # rate-limited sender: time of its next sendmsg
+    i64 next_send     # rate-limited sender: time of its next sendmsg; cyclictest: expiry
+    i64 runtime_ns    # its own steps
+    i64 softirq_ns    # softirq steps run while it was current (irq_exit, its bh_enable)
 
 # ---------------------------------------------------------------- per-CPU state
 cdef enum:
@@ -141,6 +151,12 @@ cdef struct Softnet:          # struct softnet_data
 
 cdef struct Cpu:
     int online
+    int gen                   # hotplug generation: events of an earlier life are stale
+    int going_down            # a hotplug request is taking it offline
+    int stopper_waiting       # the stopper waits for tasks to leave BH sections
+    int bh_cnt                # tasks on this CPU inside a BH section (softirq_ctrl.cnt)
+    i64 offline_since
+    i64 offline_ns
     int curr                  # running task, -1 = idle
     int pending               # softirq pending mask
     int need_resched

@@ -13,14 +13,21 @@ cdef inline int get_rps_cpu(Sim s, Source* src, int flow) noexcept:
 
 cdef void net_rps_send_ipi(Sim s, int cpu, int bucket) noexcept:
     """``net_rps_send_ipi``: one csd per CPU on ``rps_ipi_list`` (LIFO), if online."""
-    cdef Softnet* sd = &s.sd[cpu]
+    send_rps_ipis_of(s, cpu, cpu, bucket)
+
+
+cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
+    """``net_rps_send_ipi`` of ``owner``'s ``rps_ipi_list``, run on ``cpu`` (they differ
+    only when ``dev_cpu_dead`` sends a dead CPU's pending IPIs)."""
+    cdef Softnet* sd = &s.sd[owner]
     cdef int i, target
     for i in range(sd.rps_ipi_n - 1, -1, -1):
         target = sd.rps_ipi_list[i]
         if s.cpus[target].online:
             s.ipis += 1
             cpu_charge(s, cpu, s.c_ipi_send, bucket)
-            ev_push(s, s.now + s.c_ipi_latency, EV_IPI, target, 0)
+            # an IPI still in flight when its target goes offline is stale (gen)
+            ev_push(s, s.now + s.c_ipi_latency, EV_IPI, target, s.cpus[target].gen)
     sd.rps_ipi_n = 0
 
 

@@ -45,7 +45,14 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
     level = c.level
     c.level = L_NONE
     c.acct[c.bucket] += c.step_dur
+    task_charge(s, cpu, level, c.step_dur)
     if level == L_SOFTIRQ:
+        if s.preempt_rt and c.need_resched and c.curr >= 0 and \
+                c.softirq_host_task == c.curr:
+            # PREEMPT_RT: handle_softirqs in a task is preemptible like the task
+            s.tasks[c.curr].sirq_resume = 1
+            schedule(s, cpu)
+            return
         softirq_continue(s, cpu)
     elif level == L_TASK:
         task_continue(s, cpu, c.curr)
@@ -53,9 +60,27 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
         switch_done(s, cpu)
 
 
+cdef void task_charge(Sim s, int cpu, int level, i64 ns) noexcept:
+    """Charge a step's time to the task it ran in: a task step to the task; a softirq
+    step to the task whose ``local_bh_enable`` (or ksoftirqd loop) runs it, or, at
+    ``irq_exit``, to whichever task was interrupted (the "punished" task of the kernel
+    change's argument). Softirq time on an idle CPU is charged to no task."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef int ti
+    if level == L_TASK:
+        if c.curr >= 0:
+            s.tasks[c.curr].runtime_ns += ns
+    elif level == L_SOFTIRQ:
+        ti = c.softirq_host_task if c.softirq_host_task >= 0 else c.curr
+        if ti >= 0:
+            s.tasks[ti].softirq_ns += ns
+
+
 cdef void suspend_task_step(Sim s, int cpu) noexcept:
     """Interrupt the current task's step (preemption, or a softirq at irq_exit): the
-    part not yet done is kept in the task and resumed when it runs again."""
+    part not yet done is kept in the task and resumed when it runs again. Under
+    PREEMPT_RT the step may be a softirq step of ``handle_softirqs`` running in the
+    task: it resumes inside that frame."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef Task* t = &s.tasks[c.curr]
     cdef i64 elapsed = s.now - c.step_start
@@ -67,7 +92,10 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
         done = 0
     t.remaining = c.step_dur - done
     t.rem_bucket = c.bucket
+    if c.level == L_SOFTIRQ:
+        t.sirq_resume = 1
     c.acct[c.bucket] += done
+    task_charge(s, cpu, c.level, done)
     c.busy_until = s.now + (c.steal - irq)
     c.steal = 0
     c.level = L_NONE
@@ -78,18 +106,43 @@ cdef void return_from_irq(Sim s, int cpu) noexcept:
     """Back from interrupt (and any softirq it ran) to the interrupted context, with the
     kernel's preemption check (full preemption outside BH sections)."""
     cdef Cpu* c = &s.cpus[cpu]
-    if c.level == L_SOFTIRQ or c.level == L_SWITCH or c.softirq_active:
+    if rt_softirq_preemptible(s, cpu):
+        if c.need_resched:
+            suspend_task_step(s, cpu)
+            schedule(s, cpu)
+        return
+    if c.level == L_SOFTIRQ or c.level == L_SWITCH or softirq_running(s, cpu):
         return
     if c.curr < 0:
         if c.level == L_NONE and c.nr_running > 0:
             schedule(s, cpu)
         return
-    if c.need_resched and not s.tasks[c.curr].bh:
+    if c.need_resched and preemptible(s, c.curr):
         if c.level == L_TASK:
             suspend_task_step(s, cpu)
         schedule(s, cpu)
     elif c.level == L_NONE:
         resume_task(s, cpu, c.curr)
+
+
+cdef inline bint softirq_running(Sim s, int cpu) noexcept:
+    """``handle_softirqs`` runs on the CPU now: from ``irq_exit``, or in the current
+    task. (Under PREEMPT_RT its frame may belong to a task preempted inside it.)"""
+    cdef Cpu* c = &s.cpus[cpu]
+    return c.softirq_active and (c.softirq_host_task < 0 or c.softirq_host_task == c.curr)
+
+
+cdef inline bint preemptible(Sim s, int ti) noexcept:
+    """A task may be preempted outside BH sections; under PREEMPT_RT inside them too."""
+    return s.preempt_rt or not s.tasks[ti].bh
+
+
+cdef inline bint rt_softirq_preemptible(Sim s, int cpu) noexcept:
+    """PREEMPT_RT: the CPU runs a softirq step of ``handle_softirqs`` in its current
+    task (which is just a task in a BH section there), so it may be preempted."""
+    cdef Cpu* c = &s.cpus[cpu]
+    return s.preempt_rt and c.level == L_SOFTIRQ and c.curr >= 0 and \
+        c.softirq_host_task == c.curr
 
 
 # ---------------------------------------------------------------- wake-ups
@@ -144,7 +197,7 @@ cdef void resched_curr(Sim s, int cpu) noexcept:
     cdef Cpu* c = &s.cpus[cpu]
     if not c.resched_pending:
         c.resched_pending = 1
-        ev_push(s, s.now, EV_RESCHED, cpu, 0)
+        ev_push(s, s.now, EV_RESCHED, cpu, c.gen)
 
 
 cdef void resched_event(Sim s, int cpu) noexcept:
@@ -153,12 +206,18 @@ cdef void resched_event(Sim s, int cpu) noexcept:
     the next preemption point."""
     cdef Cpu* c = &s.cpus[cpu]
     c.resched_pending = 0
-    if not c.need_resched or c.softirq_active:
+    if not c.need_resched:
+        return
+    if rt_softirq_preemptible(s, cpu):
+        suspend_task_step(s, cpu)
+        schedule(s, cpu)
+        return
+    if softirq_running(s, cpu):
         return
     if c.curr < 0:
         if c.level == L_NONE:
             schedule(s, cpu)
-    elif c.level == L_TASK and not s.tasks[c.curr].bh:
+    elif c.level == L_TASK and preemptible(s, c.curr):
         suspend_task_step(s, cpu)
         schedule(s, cpu)
 
@@ -206,7 +265,7 @@ cdef void tick_start(Sim s, int cpu) noexcept:
     if c.tick_pending:
         return
     c.tick_pending = 1
-    ev_push(s, (s.now // s.tick_ns + 1) * s.tick_ns, EV_TICK, cpu, 0)
+    ev_push(s, (s.now // s.tick_ns + 1) * s.tick_ns, EV_TICK, cpu, c.gen)
 
 
 cdef void scheduler_tick(Sim s, int cpu) noexcept:
@@ -302,10 +361,14 @@ cdef void resume_task(Sim s, int cpu, int ti) noexcept:
     """Continue ``ti``: finish an interrupted step first, else run its state machine."""
     cdef Task* t = &s.tasks[ti]
     cdef i64 rem
+    cdef int sirq = t.sirq_resume
+    t.sirq_resume = 0
     if t.remaining >= 0:
         rem = t.remaining
         t.remaining = -1
-        start_step(s, cpu, L_TASK, rem, t.rem_bucket)
+        start_step(s, cpu, L_SOFTIRQ if sirq else L_TASK, rem, t.rem_bucket)
+    elif sirq:
+        softirq_continue(s, cpu)
     else:
         task_run(s, cpu, ti)
 
@@ -317,6 +380,22 @@ cdef void task_continue(Sim s, int cpu, int ti) noexcept:
         schedule(s, cpu)
     else:
         task_run(s, cpu, ti)
+
+
+cdef void bh_disable(Sim s, int cpu, int ti) noexcept:
+    """``local_bh_disable`` of a task's outermost BH section (``softirq_ctrl.cnt``)."""
+    s.tasks[ti].bh = 1
+    s.cpus[cpu].bh_cnt += 1
+
+
+cdef void bh_leave(Sim s, int cpu, int ti) noexcept:
+    """The task's outermost BH section ends; a CPU going down may now stop."""
+    cdef Cpu* c = &s.cpus[cpu]
+    s.tasks[ti].bh = 0
+    c.bh_cnt -= 1
+    if c.bh_cnt == 0 and c.stopper_waiting:
+        c.stopper_waiting = 0
+        wake_up(s, -1, s.stopper_task[cpu], 0)
 
 
 cdef void task_sleep(Sim s, int cpu, int ti) noexcept:

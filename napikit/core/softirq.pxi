@@ -146,6 +146,7 @@ cdef void softirq_finish(Sim s, int cpu) noexcept:
     c.softirq_active = 0
     c.softirq_host_task = -1
     if host >= 0:
+        bh_leave(s, cpu, host)
         task_continue(s, cpu, host)
     else:
         return_from_irq(s, cpu)
@@ -156,14 +157,25 @@ cdef void wakeup_softirqd(Sim s, int cpu, int bucket) noexcept:
     wake_up(s, cpu, s.ksoftirqd_task[cpu], bucket)
 
 
+cdef inline bint ksoftirqd_running(Sim s, int cpu) noexcept:
+    """``ksoftirqd_running`` of kernels before v6.5 ("softirq: Let ksoftirqd do its
+    job"): with that option on (!RT), pending softirqs are left to a runnable ksoftirqd."""
+    cdef int state
+    if not s.ksoftirqd_do_its_job or s.preempt_rt:
+        return False
+    state = s.tasks[s.ksoftirqd_task[cpu]].state
+    return state == TS_RUNNING or state == TS_RUNNABLE
+
+
 cdef void local_bh_enable(Sim s, int cpu, int task) noexcept:
     """``__local_bh_enable_ip`` leaving the outermost BH section of ``task``: run pending
-    softirqs now (``do_softirq``), in the task, then the preemption check."""
+    softirqs now (``do_softirq``), in the task and still inside its section (so under
+    PREEMPT_RT the per-CPU BH count covers them), then the preemption check."""
     cdef Cpu* c = &s.cpus[cpu]
-    s.tasks[task].bh = 0
-    if c.pending and not c.softirq_active:
+    if c.pending and not c.softirq_active and not ksoftirqd_running(s, cpu):
         softirq_start(s, cpu, task)
         return
+    bh_leave(s, cpu, task)
     task_continue(s, cpu, task)
 
 
@@ -171,7 +183,9 @@ cdef void irq_exit(Sim s, int cpu, i64 handler_ns) noexcept:
     """A hard interrupt's handler has run (its effects applied at arrival); charge its
     time and do ``irq_exit``: ``invoke_softirq`` if softirqs are pending and the
     interrupted context is not serving them or inside a BH section, then the
-    return-from-interrupt preemption check.
+    return-from-interrupt preemption check. Under PREEMPT_RT ``invoke_softirq`` never
+    runs softirqs: it wakes ksoftirqd unless a task on this CPU is inside a BH section
+    (whose ``local_bh_enable`` will run them); the policy is not asked.
 
     Simplification: a hard-IRQ handler's effects happen at its start; its time delays
     the interrupted context (or the next step on an idle CPU).
@@ -183,7 +197,11 @@ cdef void irq_exit(Sim s, int cpu, i64 handler_ns) noexcept:
         c.irq_deferred = 1
         cpu_charge(s, cpu, handler_ns, B_HARDIRQ)
         return
-    if c.pending and not c.softirq_active and not (c.curr >= 0 and s.tasks[c.curr].bh):
+    if s.preempt_rt:
+        if c.pending and c.bh_cnt == 0:
+            wakeup_softirqd(s, cpu, B_HARDIRQ)
+    elif c.pending and not c.softirq_active and not (c.curr >= 0 and s.tasks[c.curr].bh) \
+            and not ksoftirqd_running(s, cpu):
         d = s.policy.softirq_from_hardirq(cpu, s.forced_irqthreads, s.now)
         if d == SOFTIRQ_INLINE:
             if c.level == L_TASK:

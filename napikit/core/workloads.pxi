@@ -19,6 +19,8 @@ cdef enum:
     BN_REPOLL = 5
     IT_START = 0
     IT_RX = 1
+    CT_WOKE = 0
+    CT_WORKED = 1
 
 
 cdef void task_run(Sim s, int cpu, int ti) noexcept:
@@ -33,8 +35,12 @@ cdef void task_run(Sim s, int cpu, int ti) noexcept:
         run_ksoftirqd(s, cpu, ti)
     elif kind == T_BACKLOG_NAPI:
         run_backlog_napi(s, cpu, ti)
-    else:
+    elif kind == T_IRQ_THREAD:
         run_irq_thread(s, cpu, ti)
+    elif kind == T_CYCLICTEST:
+        run_cyclictest(s, cpu, ti)
+    else:
+        run_stopper(s, cpu, ti)
 
 
 # ---------------------------------------------------------------- input generation
@@ -84,6 +90,7 @@ cdef int make_packet(Sim s, Source* src, int sock) noexcept:
     p.t_sent = s.now
     p.t_enq = s.now
     p.target = -1
+    p.src = <int>(src - s.sources)
     p.sock = sock
     s.arrived += 1
     s.packets_left -= 1
@@ -119,7 +126,7 @@ cdef void run_sender(Sim s, int cpu, int ti) noexcept:
             start_step(s, cpu, L_TASK, s.c_udp_sendmsg, B_APPLICATION)
             return
         elif t.pc == SND_XMIT:
-            t.bh = 1  # rcu_read_lock_bh() in __dev_queue_xmit
+            bh_disable(s, cpu, ti)  # rcu_read_lock_bh() in __dev_queue_xmit
             t.pc = SND_RX
             start_step(s, cpu, L_TASK, s.c_netif_rx, B_APPLICATION)
             return
@@ -208,7 +215,7 @@ cdef void run_irq_thread(Sim s, int cpu, int ti) noexcept:
         if ring_len(&src.ring) == 0:
             task_sleep(s, cpu, ti)
             return
-        t.bh = 1
+        bh_disable(s, cpu, ti)
         t.pkt = ring_len(&src.ring)
         t.pc = IT_RX
         start_step(s, cpu, L_TASK, t.pkt * s.c_netif_rx, B_IRQ_THREAD)
@@ -233,8 +240,13 @@ cdef void run_ksoftirqd(Sim s, int cpu, int ti) noexcept:
         if s.cpus[cpu].need_resched:
             schedule(s, cpu)
             return
-    if s.cpus[cpu].pending:
+    if s.cpus[cpu].going_down:
+        kthread_parkme(s, cpu, ti)
+    elif s.cpus[cpu].pending and not s.cpus[cpu].softirq_active:
+        # ksoftirqd_run_begin: a BH section under PREEMPT_RT. A frame held by a task
+        # preempted inside handle_softirqs (RT) will see what is pending when it resumes.
         t.pc = KSI_AFTER
+        bh_disable(s, cpu, ti)
         softirq_start(s, cpu, ti)
     else:
         task_sleep(s, cpu, ti)
@@ -253,12 +265,15 @@ cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
         if s.failed:
             return
         if t.pc == BN_START:
+            if s.cpus[cpu].going_down:
+                kthread_parkme(s, cpu, ti)
+                return
             if not (sd.napi_state & NAPIF_STATE_SCHED_THREADED):
                 task_sleep(s, cpu, ti)
                 return
             t.pc = BN_POLL
         elif t.pc == BN_POLL:
-            t.bh = 1
+            bh_disable(s, cpu, ti)
             sd.in_napi_threaded_poll = 1
             t.poll_work = 0
             t.pkt = 0  # quota
@@ -292,5 +307,46 @@ cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
         else:  # BN_REPOLL: cond_resched between polls
             t.pc = BN_POLL
             if s.cpus[cpu].need_resched:
+                schedule(s, cpu)
+                return
+
+
+# ---------------------------------------------------------------- cyclictest
+
+cdef void hrtimer_interrupt(Sim s, int ti) noexcept:
+    """EV_TIMER of a cyclictest task: the hrtimer interrupt on its CPU wakes it
+    (``hrtimer_wakeup``), then ``irq_exit``, which may first run pending softirqs
+    inline (!RT): the latency a real-time user sees."""
+    cdef Task* t = &s.tasks[ti]
+    cdef int cpu = t.cpu
+    if not input_available(s):
+        t.state = TS_DEAD
+        return
+    wake_up(s, -1, ti, 0)
+    irq_exit(s, cpu, s.c_hrtimer_irq)
+
+
+cdef void run_cyclictest(Sim s, int cpu, int ti) noexcept:
+    """cyclictest's loop: ``clock_nanosleep(TIMER_ABSTIME)`` to the next period; on
+    wake-up record now minus the expiry, do ``work_ns``, and sleep again. An expiry
+    already past returns at once (an overrun, counted with its full latency)."""
+    cdef Task* t = &s.tasks[ti]
+    while True:
+        if t.pc == CT_WOKE:
+            hist_add(&s.ct_hist[t.arg], s.now - t.next_send)
+            t.pc = CT_WORKED
+            if s.ct_work[t.arg] > 0:
+                start_step(s, cpu, L_TASK, s.ct_work[t.arg], B_APPLICATION)
+                return
+        else:
+            t.pc = CT_WOKE
+            t.next_send += s.ct_period[t.arg]
+            if not input_available(s):
+                task_exit(s, cpu, ti)
+                return
+            if t.next_send > s.now:
+                t.state = TS_SLEEPING
+                s.cpus[cpu].nr_running -= 1
+                ev_push(s, t.next_send, EV_TIMER, ti, 0)
                 schedule(s, cpu)
                 return
