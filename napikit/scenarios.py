@@ -101,8 +101,9 @@ def at_ncpus(name: str, ncpus: int) -> Config:
     """Scenario ``name`` on ``ncpus`` CPUs (even, >= 2), as the study and the claims
     tests run it: SEED-LO, SEED-RPS and SEED-RT get one sender/receiver pair per two
     CPUs (sender on CPU ``2i``, receiver on ``2i + 1``; with RPS, pair ``i``'s flow is
-    steered to ``2i + 1``), so each pair is the 2-CPU scenario. Other scenarios only
-    change ``ncpus``. On 2 CPUs this is the shipped scenario.
+    steered to ``2i + 1``) and its own 200,000 packets, so each pair is the 2-CPU
+    scenario. Other scenarios only change ``ncpus``. On 2 CPUs this is the shipped
+    scenario.
     """
     config = get(name).config
     if name.lower() not in SCALABLE:
@@ -116,7 +117,8 @@ def at_ncpus(name: str, ncpus: int) -> Config:
                      rps_cpus=(2 * i + 1,) if base.rps_cpus else ())
         for i in range(ncpus // 2)
     )
-    return config.evolve(ncpus=ncpus, workloads=pairs)
+    assert config.packets is not None
+    return config.evolve(ncpus=ncpus, workloads=pairs, packets=config.packets * len(pairs))
 
 
 def names() -> list[str]:
