@@ -33,7 +33,9 @@ class PolicyOption:
 #: Kernel features a policy may declare it does not support (``unsupported=``); the
 #: conformance suite then leaves those configurations out and skips their checks.
 FEATURES: dict[str, str] = {
-    "force_irqthreads": "forced-threaded IRQs (threadirqs / PREEMPT_RT semantics)",
+    "force_irqthreads": "forced-threaded IRQs (threadirqs, and PREEMPT_RT)",
+    "preempt_rt": "PREEMPT_RT semantics (preemptible BH sections, softirqs in tasks)",
+    "hotplug": "CPU hotplug during a run",
     "idle_poll": "IPIs to CPUs idling in a polling state",
     "rps": "RPS steering packets to other CPUs",
     "loopback": "loopback UDP traffic",

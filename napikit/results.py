@@ -229,7 +229,7 @@ class Result:
         busy = [
             f"cpu{i}: " + ", ".join(
                 f"{k} {v / max(1, self.sim_time_ns):.0%}"
-                for k, v in attrs.asdict(t).items() if k != "idle" and v
+                for k, v in attrs.asdict(t).items() if k not in ("idle", "offline") and v
             )
             for i, t in enumerate(self.cpu_time)
         ]

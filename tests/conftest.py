@@ -148,13 +148,13 @@ def with_policy(plugins) -> Callable[..., Any]:
 
 
 def busy_ns(cpu_time: napikit.CpuTime) -> int:
-    """A CPU's non-idle time."""
-    return sum(v for k, v in attrs.asdict(cpu_time).items() if k != "idle")
+    """A CPU's time at work: neither idle nor offline."""
+    return sum(v for k, v in attrs.asdict(cpu_time).items() if k not in ("idle", "offline"))
 
 
 @pytest.fixture(scope="session")
 def busy() -> Callable[[napikit.CpuTime], int]:
-    """``busy(cpu_time)``: a CPU's non-idle time."""
+    """``busy(cpu_time)``: a CPU's time at work (neither idle nor offline)."""
     return busy_ns
 
 

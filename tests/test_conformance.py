@@ -43,7 +43,11 @@ def _uses(config: Config, feature: str) -> bool:
     if feature in kinds:
         return any(isinstance(w, kinds[feature]) for w in config.workloads)
     if feature == "rps":
-        return any(w.rps_cpus for w in config.workloads)
+        return any(getattr(w, "rps_cpus", ()) for w in config.workloads)
+    if feature == "hotplug":
+        return bool(config.hotplug or config.offline_cpus)
+    if feature == "force_irqthreads":
+        return config.kernel.force_irqthreads or config.kernel.preempt_rt
     return getattr(config.kernel, feature)
 
 

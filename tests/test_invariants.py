@@ -17,10 +17,21 @@ import napikit
 from napikit import Config, LoopbackUdp, NicIrq
 
 
+def _traffic(config: Config) -> list[LoopbackUdp | NicIrq]:
+    """The workloads that make packets (not the cyclictest tasks)."""
+    return [w for w in config.workloads if isinstance(w, (LoopbackUdp, NicIrq))]
+
+
+def _forced_irqthreads(config: Config, sim: napikit.Simulation) -> bool:
+    """IRQs run in threads: ``threadirqs``, PREEMPT_RT, or a policy that asks for it."""
+    return (config.kernel.force_irqthreads or config.kernel.preempt_rt
+            or sim.decision.force_irqthreads)
+
+
 def _netif_rx_cpus(config: Config) -> set[int]:
     """The CPUs that run ``netif_rx``: a NIC's interrupted CPU, a loopback sender's."""
     cpus: set[int] = set()
-    for w in config.workloads:
+    for w in _traffic(config):
         cpus.update((w.cpu,) if isinstance(w, NicIrq) else w.senders)
     return cpus
 
@@ -28,7 +39,7 @@ def _netif_rx_cpus(config: Config) -> set[int]:
 def _backlog_cpus(config: Config) -> set[int]:
     """The CPUs whose backlog may receive packets: RPS targets, or the netif_rx CPU."""
     cpus: set[int] = set()
-    for w in config.workloads:
+    for w in _traffic(config):
         if w.rps_cpus:
             cpus.update(w.rps_cpus)
         else:
@@ -107,7 +118,7 @@ def test_rps_on_processes_only_on_cpus_of_the_mask(configs, policy, run, data):
     """With RPS on, packets are processed (and backlog-dropped) only on mask CPUs."""
     config = data.draw(configs(policy, rps=True))
     result = run(config)
-    allowed = set().union(*(w.rps_cpus for w in config.workloads))
+    allowed = set().union(*(w.rps_cpus for w in _traffic(config)))
     assert {r.cpu for r in result.softnet if r.processed or r.dropped} <= allowed
 
 
@@ -213,8 +224,7 @@ def test_idle_softirq_warning_needs_polling_idle_and_threaded_irqs(configs, poli
     config = data.draw(configs(policy))
     sim = napikit.Simulation(config)
     result = sim.run()
-    forced = config.kernel.force_irqthreads or sim.decision.force_irqthreads
-    if not (config.kernel.idle_poll and forced):
+    if not (config.kernel.idle_poll and _forced_irqthreads(config, sim)):
         assert result.rt_idle_softirq_warnings == 0
     assert result.rt_idle_softirq_warnings <= result.ipis
 
@@ -228,7 +238,7 @@ def test_cpu_time_fits_in_the_simulated_time(configs, policy, run, busy, data):
     result = run(data.draw(configs(policy)))
     for cpu, t in enumerate(result.cpu_time):
         assert busy(t) <= result.sim_time_ns, f"cpu {cpu}: {t} in {result.sim_time_ns} ns"
-        assert busy(t) + t.idle == result.sim_time_ns, f"cpu {cpu}"
+        assert busy(t) + t.idle + t.offline == result.sim_time_ns, f"cpu {cpu}"
 
 
 @given(data=st.data())
@@ -238,9 +248,9 @@ def test_latency_histograms_count_what_they_measure(configs, policy, run, data):
     config = data.draw(configs(policy))
     result = run(config)
     assert result.latency_enqueue.count == sum(r.processed for r in result.softnet)
-    if all(isinstance(w, NicIrq) for w in config.workloads):
+    if all(isinstance(w, NicIrq) for w in _traffic(config)):
         assert result.latency_send_recv.count == 0
-    if all(isinstance(w, LoopbackUdp) for w in config.workloads):
+    if all(isinstance(w, LoopbackUdp) for w in _traffic(config)):
         assert result.latency_send_recv.count == result.delivered
 
 
@@ -260,9 +270,9 @@ def test_force_threaded_nic_runs_its_handler_in_the_irq_thread(configs, policy, 
     config = data.draw(configs(policy, traffic=("nic",)))
     sim = napikit.Simulation(config)
     result = sim.run()
-    if not (config.kernel.force_irqthreads or sim.decision.force_irqthreads):
+    if not _forced_irqthreads(config, sim):
         assert result.drops.nic_ring == 0
         assert all(t.irq_thread == 0 for t in result.cpu_time)
     elif config.costs.netif_rx_ns > 0 and any(r.processed for r in result.softnet):
-        nic_cpus = {w.cpu for w in config.workloads}
+        nic_cpus = {w.cpu for w in _traffic(config)}
         assert sum(result.cpu_time[c].irq_thread for c in nic_cpus) > 0

@@ -89,9 +89,10 @@ cdef void run_stopper(Sim s, int cpu, int ti) noexcept:
 
 cdef void take_cpu_down(Sim s, int cpu) noexcept:
     """The CPU stops: its tasks move to the fallback CPU (``select_fallback_rq``: a task
-    pinned to it alone has its affinity broken, "no longer affine to cpuN"), its
-    interrupts move, pending softirqs are dropped with it; then ``dev_cpu_dead`` runs
-    on a surviving CPU."""
+    pinned to it alone has its affinity broken, "no longer affine to cpuN") and its
+    interrupts move; then ``dev_cpu_dead`` runs on a surviving CPU. Its pending softirq
+    bits stay set, as per-CPU data does, and are served when it returns (that also
+    ends a ``net_rx_action`` that left ``in_net_rx_action`` set with NET_RX raised)."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef int dest, i, ti, n, kept
     cdef Source* src
@@ -115,7 +116,6 @@ cdef void take_cpu_down(Sim s, int cpu) noexcept:
         if src.kind == SRC_NIC and src.cpu == cpu:
             src.cpu = dest
     c.nr_running = 0
-    c.pending = 0
     c.need_resched = 0
     c.level = L_NONE
     c.token += 1

@@ -126,10 +126,13 @@ cdef void return_from_irq(Sim s, int cpu) noexcept:
 
 
 cdef inline bint softirq_running(Sim s, int cpu) noexcept:
-    """``handle_softirqs`` runs on the CPU now: from ``irq_exit``, or in the current
-    task. (Under PREEMPT_RT its frame may belong to a task preempted inside it.)"""
+    """``handle_softirqs`` runs on the CPU now: from ``irq_exit``, or in a softirq step
+    of the current task. (Under PREEMPT_RT its frame may belong to a task preempted
+    inside it, or switched back to and not yet resumed.)"""
     cdef Cpu* c = &s.cpus[cpu]
-    return c.softirq_active and (c.softirq_host_task < 0 or c.softirq_host_task == c.curr)
+    if not c.softirq_active:
+        return False
+    return c.softirq_host_task < 0 or (c.softirq_host_task == c.curr and c.level == L_SOFTIRQ)
 
 
 cdef inline bint preemptible(Sim s, int ti) noexcept:

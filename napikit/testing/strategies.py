@@ -3,7 +3,8 @@
 A generated :class:`~napikit.Config` spans 1-64 CPUs, RPS masks (empty included), NIC
 traffic from light load to several times overload, loopback UDP between random CPUs,
 random costs (zeros included), tiny backlogs, flow limits, forced-threaded IRQs,
-polling idle, every arrival kind and bursts (kernel-model.md A.2).
+PREEMPT_RT, the pre-6.5 ksoftirqd rule, polling idle, every arrival kind and bursts,
+cyclictest tasks, and (when asked) CPU hotplug sequences (kernel-model.md A.2).
 :func:`supported_configs` leaves out what a policy declares it does not support
 (:data:`napikit.plugins.FEATURES`).
 """
@@ -16,11 +17,11 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from napikit import Config, CostModel, KernelParams, LoopbackUdp, NicIrq
+from napikit import Config, CostModel, CpuHotplug, Cyclictest, KernelParams, LoopbackUdp, NicIrq
 
 __all__ = [
-    "GENEROUS_DRAIN_NS", "TRAFFIC", "configs", "cost_models", "kernels", "loopbacks",
-    "nic_irqs", "supported_configs",
+    "GENEROUS_DRAIN_NS", "TRAFFIC", "configs", "cost_models", "cyclictests", "hotplug_plans",
+    "kernels", "loopbacks", "nic_irqs", "supported_configs",
 ]
 
 #: Input stops after at most 20k packets; 2 s of simulated drain is plenty to empty
@@ -104,9 +105,13 @@ def kernels(
     ncpus: int,
     force_irqthreads: bool | None = None,
     idle_poll: bool | None = None,
+    preempt_rt: bool | None = None,
 ) -> KernelParams:
     """Kernel parameters around and far below the defaults, so queues overflow;
-    ``force_irqthreads`` / ``idle_poll`` fix those flags (``None``: either)."""
+    ``force_irqthreads`` / ``idle_poll`` / ``preempt_rt`` fix those flags (``None``:
+    either; PREEMPT_RT implies forced IRQ threads, so it is off when they are)."""
+    if force_irqthreads is False:
+        preempt_rt = False
     return KernelParams(
         hz=draw(st.sampled_from([100, 250, 300, 1000])),
         netdev_max_backlog=draw(st.one_of(st.integers(4, 64), st.integers(4, 1000))),
@@ -117,10 +122,56 @@ def kernels(
         flow_limit_table_len=draw(st.sampled_from([1, 64, 4096])),
         force_irqthreads=draw(_flag(force_irqthreads)),
         idle_poll=draw(_flag(idle_poll)),
+        preempt_rt=draw(_flag(preempt_rt)),
+        let_ksoftirqd_do_its_job=draw(st.booleans()),
         max_softirq_restart=draw(st.integers(1, 10)),
         max_softirq_time_ms=draw(st.integers(1, 4)),
         rmem_default=draw(st.one_of(st.just(212_992), st.integers(768, 100_000))),
     )
+
+
+@st.composite
+def cyclictests(draw: st.DrawFn, ncpus: int) -> Cyclictest:
+    """A cyclictest-like task: 20 us to 1 ms period, any priority."""
+    return Cyclictest(
+        cpu=draw(_cpus(ncpus)),
+        period_ns=draw(st.integers(20_000, 1_000_000)),
+        priority=draw(st.integers(1, 99)),
+        work_ns=draw(st.integers(0, 5_000)),
+    )
+
+
+@st.composite
+def hotplug_plans(
+    draw: st.DrawFn, ncpus: int, busy: set[int]
+) -> tuple[tuple[int, ...], tuple[CpuHotplug, ...]]:
+    """``(offline_cpus, hotplug)`` on ``ncpus`` >= 2 CPUs: CPUs (none of ``busy``, the
+    ones workloads start on) offline at start, and 1-6 requests in the first 20 ms,
+    each changing one CPU's state and never taking the last CPU down."""
+    spare = [c for c in range(ncpus) if c not in busy]
+    offline = draw(st.lists(st.sampled_from(spare), unique=True, max_size=len(spare))
+                   if spare else st.just([]))
+    online = set(range(ncpus)) - set(offline)
+    times = sorted(draw(st.lists(st.integers(0, 20_000_000), min_size=1, max_size=6)))
+    requests = []
+    for t in times:
+        candidates = [c for c in range(ncpus) if c not in online or len(online) > 1]
+        cpu = draw(st.sampled_from(candidates))
+        up = cpu not in online
+        (online.add if up else online.discard)(cpu)
+        requests.append(CpuHotplug(time_ns=t, cpu=cpu, online=up))
+    return tuple(offline), tuple(requests)
+
+
+def _start_cpus(workloads: list[Any]) -> set[int]:
+    """CPUs a workload's threads or interrupt start on: they must be online."""
+    cpus: set[int] = set()
+    for w in workloads:
+        if isinstance(w, LoopbackUdp):
+            cpus.update(w.senders + w.receivers)
+        else:
+            cpus.add(w.cpu)
+    return cpus
 
 
 @st.composite
@@ -132,27 +183,41 @@ def configs(
     traffic: tuple[str, ...] = TRAFFIC,
     force_irqthreads: bool | None = None,
     idle_poll: bool | None = None,
+    preempt_rt: bool | None = None,
+    cyclictest: bool | None = None,
+    hotplug: bool = False,
     max_packets: int = 20_000,
 ) -> Config:
     """A whole run under ``policy`` (``Config`` fields: ``policy=``, ``policy_options=``).
 
     ``rps`` forces RPS on (True) or off (False) for every workload; ``traffic`` names
-    the workload kinds to mix (from :data:`TRAFFIC`); ``force_irqthreads`` and
-    ``idle_poll`` fix those kernel flags. ``None`` leaves a choice to the draw.
+    the workload kinds to mix (from :data:`TRAFFIC`); ``force_irqthreads``,
+    ``idle_poll`` and ``preempt_rt`` fix those kernel flags; ``cyclictest`` adds (or
+    not) a cyclictest task. ``None`` leaves a choice to the draw. ``hotplug`` adds
+    CPUs offline at start and a hotplug sequence.
     """
-    ncpus = draw(st.one_of(st.integers(1, 4), st.integers(1, 64)))
+    lowest = 2 if hotplug else 1
+    ncpus = draw(st.one_of(st.integers(lowest, 4), st.integers(lowest, 64)))
     kinds = st.sampled_from(traffic)
-    workloads = [
+    workloads: list[Any] = [
         draw(nic_irqs(ncpus, rps) if draw(kinds) == "nic" else loopbacks(ncpus, rps))
         for _ in range(draw(st.integers(1, 3)))
     ]
+    if draw(_flag(cyclictest)):
+        workloads.append(draw(cyclictests(ncpus)))
+    offline: tuple[int, ...] = ()
+    requests: tuple[CpuHotplug, ...] = ()
+    if hotplug:
+        offline, requests = draw(hotplug_plans(ncpus, _start_cpus(workloads)))
     return Config(
         ncpus=ncpus,
         workloads=workloads,
-        kernel=draw(kernels(ncpus, force_irqthreads, idle_poll)),
+        kernel=draw(kernels(ncpus, force_irqthreads, idle_poll, preempt_rt)),
         costs=draw(cost_models()),
         packets=draw(st.integers(2_000, max_packets)),
         drain_ns=GENEROUS_DRAIN_NS,
+        offline_cpus=offline,
+        hotplug=requests,
         seed=draw(st.integers(0, 2**32)),
         **policy,
     )
@@ -167,10 +232,11 @@ def supported_configs(
     """:func:`configs` that use no feature named in ``unsupported`` and, if ``require``
     names one, always use it (feature names: :data:`napikit.plugins.FEATURES`)."""
     off = set(unsupported)
-    flags: dict[str, bool | None] = {
+    flags: dict[str, Any] = {
         name: (True if require == name else False if name in off else None)
-        for name in ("rps", "force_irqthreads", "idle_poll")
+        for name in ("rps", "force_irqthreads", "idle_poll", "preempt_rt")
     }
+    flags["hotplug"] = require == "hotplug"
     traffic = tuple(
         kind for kind in TRAFFIC
         if kind not in off and (require not in TRAFFIC or require == kind)

@@ -190,11 +190,16 @@ def test_same_config_twice_gives_identical_json(
 def test_policy_conforms_with_each_feature(
     napikit_policy: PolicyUnderTest, feature: str, data: st.DataObject
 ) -> None:
-    """With the feature in use in every run, the invariants above all hold."""
+    """With the feature in use in every run, the invariants above all hold (but flow
+    order across CPU hotplug: ``dev_cpu_dead`` re-injects a dead CPU's packets on
+    another backlog, which can deliver them after newer ones, as in the kernel)."""
     napikit_policy.require(feature)
     result = _run(napikit_policy, data, require=feature)
-    for check in (_check_conserved, _check_in_order, _check_on_their_cpu, _check_no_lost_kick,
-                  _check_drained, _check_nothing_queued, _check_no_backlog_unpolled):
+    checks = [_check_conserved, _check_on_their_cpu, _check_no_lost_kick, _check_drained,
+              _check_nothing_queued, _check_no_backlog_unpolled]
+    if feature != "hotplug":
+        checks.append(_check_in_order)
+    for check in checks:
         check(napikit_policy, result)
 
 
