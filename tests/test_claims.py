@@ -1,15 +1,18 @@
 """The kernel change's claims (kernel-model.md A.4), reproduced with the default costs.
 
 Each claim is a comparison between runs of the shipped scenarios as they are (only the
-policy, and for the topology variants ``ncpus``, change), never a fixed figure.
+policy changes), never a fixed figure, at every CPU count of the study: on ``N`` CPUs a
+SEED scenario is ``N/2`` sender/receiver pairs (:func:`napikit.scenarios.at_ncpus`).
 """
 
 from __future__ import annotations
 
 import pytest
 
-#: The topology variants scenarios.md asks for: 2 CPUs (as shipped), 4 and 8.
-NCPUS = [2, 4, 8]
+from napikit.scenarios import at_ncpus
+
+#: The CPU counts of the study (2 is the scenario as shipped).
+NCPUS = [2, 4, 8, 16, 64]
 
 CLASSIC = {"policy": "softirq-ipi", "policy_options": {}}
 KSOFTIRQD = {"policy": "ksoftirqd", "policy_options": {}}
@@ -18,17 +21,14 @@ THREADS_NO_FAST_PATH = {"policy": "backlog-threads", "policy_options": {"fast_pa
 
 
 @pytest.fixture(scope="module")
-def outcome(scenario, run):
-    """``outcome(name, ncpus, policy)``: the (cached) result of a scenario variant."""
+def outcome(run):
+    """``outcome(name, ncpus, policy)``: the (cached) result of a scenario on ``ncpus``."""
     cache = {}
 
     def get(name: str, ncpus: int, policy: dict):
         key = (name, ncpus, policy["policy"], tuple(sorted(policy["policy_options"].items())))
         if key not in cache:
-            config = scenario(name)
-            if ncpus != config.ncpus:
-                config = config.evolve(ncpus=ncpus)
-            cache[key] = run(config.evolve(**policy))
+            cache[key] = run(at_ncpus(name, ncpus).evolve(**policy))
         return cache[key]
 
     return get
@@ -119,39 +119,34 @@ def test_rps_kicks_remote_backlog_by_ipi_or_thread(outcome, ncpus):
 # ----------------------------------------------------------------- claim 4
 
 
-def test_rt_ksoftirqd_policy_wakes_ksoftirqd(outcome):
+@pytest.mark.parametrize("ncpus", NCPUS)
+def test_rt_ksoftirqd_policy_wakes_ksoftirqd(outcome, ncpus):
     """SEED-RT: the ksoftirqd policy wakes ksoftirqd for IPI-triggered backlog work."""
-    assert outcome("seed-rt", 2, KSOFTIRQD).ksoftirqd_wakeups > 0
+    assert outcome("seed-rt", ncpus, KSOFTIRQD).ksoftirqd_wakeups > 0
 
 
-def test_rt_ksoftirqd_policy_polls_the_rps_target_in_ksoftirqd(outcome, scenario):
-    """SEED-RT: under the ksoftirqd policy the RPS target's backlog runs in ksoftirqd."""
-    target = scenario("seed-rt").workloads[0].rps_cpus[0]
-    result = outcome("seed-rt", 2, KSOFTIRQD)
-    assert result.cpu_time[target].ksoftirqd > 0
-    assert result.softnet[target].received_rps > 0
+@pytest.mark.parametrize("ncpus", NCPUS)
+def test_rt_ksoftirqd_policy_polls_the_rps_targets_in_ksoftirqd(outcome, ncpus):
+    """SEED-RT: under the ksoftirqd policy each RPS target's backlog runs in ksoftirqd."""
+    result = outcome("seed-rt", ncpus, KSOFTIRQD)
+    for target in range(1, ncpus, 2):
+        assert result.cpu_time[target].ksoftirqd > 0
+        assert result.softnet[target].received_rps > 0
 
 
-def test_rt_backlog_threads_never_wake_ksoftirqd(outcome):
+@pytest.mark.parametrize("ncpus", NCPUS)
+def test_rt_backlog_threads_never_wake_ksoftirqd(outcome, ncpus):
     """SEED-RT: backlog-threads wakes no ksoftirqd and sends no RPS IPI."""
-    result = outcome("seed-rt", 2, THREADS)
+    result = outcome("seed-rt", ncpus, THREADS)
     assert result.ksoftirqd_wakeups == 0
     assert result.ipis == 0
     assert all(t.ksoftirqd == 0 for t in result.cpu_time)
 
 
-def test_rt_backlog_threads_poll_the_rps_target_in_its_thread(outcome, scenario):
-    """SEED-RT: under backlog-threads the RPS target's backlog runs in backlog_napi/N."""
-    target = scenario("seed-rt").workloads[0].rps_cpus[0]
-    result = outcome("seed-rt", 2, THREADS)
-    assert result.cpu_time[target].backlog_thread > 0
+@pytest.mark.parametrize("ncpus", NCPUS)
+def test_rt_backlog_threads_poll_the_rps_targets_in_their_threads(outcome, ncpus):
+    """SEED-RT: under backlog-threads each RPS target's backlog runs in backlog_napi/N."""
+    result = outcome("seed-rt", ncpus, THREADS)
+    for target in range(1, ncpus, 2):
+        assert result.cpu_time[target].backlog_thread > 0
     assert result.backlog_thread_wakeups > 0
-
-
-@pytest.mark.parametrize("ncpus", [4, 8])
-def test_rt_claim_holds_on_more_cpus(outcome, ncpus):
-    """SEED-RT on 4 and 8 CPUs: ksoftirqd wakes for the ksoftirqd policy, never for
-    backlog-threads."""
-    assert outcome("seed-rt", ncpus, KSOFTIRQD).ksoftirqd_wakeups > 0
-    assert outcome("seed-rt", ncpus, THREADS).ksoftirqd_wakeups == 0
-    assert outcome("seed-rt", ncpus, THREADS).ipis == 0

@@ -13,6 +13,8 @@ from napikit import (
     Config,
     ConfigError,
     CostModel,
+    CpuHotplug,
+    Cyclictest,
     KernelParams,
     LoopbackUdp,
     NapikitError,
@@ -245,7 +247,8 @@ def test_kernel_parameter_below_minimum_is_rejected(field, value):
     assert msg.startswith(f"kernel.{field}:") and ">= 1" in msg
 
 
-@pytest.mark.parametrize("field", ["force_irqthreads", "idle_poll"])
+@pytest.mark.parametrize(
+    "field", ["force_irqthreads", "idle_poll", "preempt_rt", "let_ksoftirqd_do_its_job"])
 def test_kernel_switches_must_be_booleans(field):
     """Boot switches take true or false, not 1 or a string."""
     msg = str(_error(KernelParams, **{field: 1}))
@@ -316,3 +319,95 @@ def test_option_for_a_policy_without_options_says_so():
 def test_simulate_rejects_bad_overrides():
     """simulate(**fields) validates its overrides like Config does."""
     assert str(_error(napikit.simulate, ncpus=0)).startswith("ncpus:")
+
+
+# ----------------------------------------------------------------- hotplug and cyclictest
+
+
+def test_hotplug_requests_replay_in_time_order():
+    """hotplug_sequence runs requests by time, ties in the order given."""
+    a, b, c = (CpuHotplug(5, 1, False), CpuHotplug(1, 2, False), CpuHotplug(5, 1, True))
+    config = Config(ncpus=3, workloads=(LoopbackUdp(senders=(0,), receivers=(0,)),),
+                    hotplug=[a, b, c])
+    assert config.hotplug_sequence == (b, a, c)
+
+
+def test_hotplug_cpu_beyond_ncpus_is_rejected():
+    """A request names a CPU that exists."""
+    msg = str(_error(Config, hotplug=[CpuHotplug(0, 5, False)]))
+    assert msg.startswith("hotplug[0].cpu:") and "ncpus=2" in msg
+
+
+def test_hotplug_request_must_change_the_state():
+    """Bringing up an online CPU (or down an offline one) is a mistake, named."""
+    msg = str(_error(Config, hotplug=[CpuHotplug(0, 1, True)]))
+    assert msg.startswith("hotplug[0].online:") and "already online" in msg
+    msg = str(_error(Config, hotplug=[CpuHotplug(0, 1, False), CpuHotplug(9, 1, False)]))
+    assert msg.startswith("hotplug[1].online:") and "already offline at t=9" in msg
+
+
+def test_hotplug_never_takes_the_last_cpu_down():
+    """The kernel refuses to offline the last online CPU; so does the config."""
+    msg = str(_error(Config, hotplug=[CpuHotplug(0, 1, False), CpuHotplug(1, 0, False)]))
+    assert msg.startswith("hotplug[1].cpu:") and "last one online" in msg
+
+
+def test_hotplug_must_hold_requests():
+    """hotplug takes CpuHotplug values."""
+    assert str(_error(Config, hotplug=[(0, 1, False)])).startswith("hotplug:")
+
+
+def test_hotplug_request_fields_are_checked():
+    """time_ns and cpu are integers >= 0, online a boolean."""
+    assert str(_error(CpuHotplug, -1, 0, True)).startswith("hotplug.time_ns:")
+    assert str(_error(CpuHotplug, 0, 0, 1)).startswith("hotplug.online:")
+
+
+def test_offline_cpus_leave_one_online():
+    """offline_cpus cannot hold every CPU."""
+    assert str(_error(Config, offline_cpus=[0, 1])).startswith("offline_cpus:")
+
+
+@pytest.mark.parametrize("workload, field", [
+    (LoopbackUdp(senders=(1,), receivers=(0,)), "loopback_udp.senders"),
+    (LoopbackUdp(senders=(0,), receivers=(1,)), "loopback_udp.receivers"),
+    (NicIrq(cpu=1), "nic_irq.cpu"),
+])
+def test_workloads_start_on_online_cpus(workload, field):
+    """Threads and interrupts start on a CPU that is online at start."""
+    msg = str(_error(Config, workloads=[workload], offline_cpus=[1]))
+    assert msg.startswith(f"{field}:") and "offline_cpus" in msg
+
+
+def test_rps_mask_may_name_an_offline_cpu():
+    """RPS masks may include CPUs offline at start: get_rps_cpu skips them."""
+    config = Config(workloads=[NicIrq(cpu=0, rps_cpus=(0, 1))], offline_cpus=[1])
+    assert config.offline_cpus == (1,)
+
+
+def test_cyclictest_alone_is_not_a_workload():
+    """A run needs a traffic source besides cyclictest tasks."""
+    msg = str(_error(Config, workloads=[Cyclictest()]))
+    assert msg.startswith("workloads:") and "traffic" in msg
+
+
+@pytest.mark.parametrize("field, value", [
+    ("priority", 0), ("priority", 100), ("period_ns", 10), ("work_ns", -1), ("cpu", -1),
+])
+def test_cyclictest_fields_are_checked(field, value):
+    """A cyclictest task's priority is 1-99, its period at least 1 us."""
+    assert str(_error(Cyclictest, **{field: value})).startswith(f"cyclictest.{field}:")
+
+
+def test_cyclictest_cpu_beyond_ncpus_is_rejected():
+    """The cyclictest task's CPU exists."""
+    msg = str(_error(Config, workloads=[LoopbackUdp(), Cyclictest(cpu=4)]))
+    assert msg.startswith("cyclictest.cpu:")
+
+
+def test_hotplug_in_to_dict_is_json_ready():
+    """Hotplug requests are part of the config dict a result records."""
+    config = Config(hotplug=[CpuHotplug(7, 1, False)])
+    d = config.to_dict()
+    assert d["hotplug"] == [{"time_ns": 7, "cpu": 1, "online": False}]
+    json.dumps(d)

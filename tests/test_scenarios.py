@@ -147,3 +147,39 @@ def test_seed_rps_processes_on_the_target(scenario, run):
     result = run(scenario("seed-rps", packets=50_000))
     assert result.softnet[0].processed == 0
     assert result.softnet[1].processed == result.arrived - result.drops.backlog
+
+
+# ----------------------------------------------------------------- on more CPUs
+
+
+@pytest.mark.parametrize("name", napikit.scenarios.SCALABLE)
+def test_at_two_cpus_is_the_shipped_scenario(name):
+    """at_ncpus(name, 2) is the scenario as shipped."""
+    assert napikit.scenarios.at_ncpus(name, 2) == napikit.scenarios.get(name).config
+
+
+@pytest.mark.parametrize("name", napikit.scenarios.SCALABLE)
+def test_at_ncpus_makes_one_pair_per_two_cpus(name):
+    """On 8 CPUs a SEED scenario is 4 copies of its 2-CPU pair, each with its packets."""
+    base = napikit.scenarios.get(name).config
+    config = napikit.scenarios.at_ncpus(name, 8)
+    assert config.ncpus == 8 and config.packets == 4 * base.packets
+    (pair,) = base.workloads
+    for i, w in enumerate(config.workloads):
+        assert w.senders == (2 * i,) and w.receivers == (2 * i + 1,)
+        assert w.rps_cpus == ((2 * i + 1,) if pair.rps_cpus else ())
+        assert w.flows == pair.flows and w.rate_pps == pair.rate_pps
+    assert config.kernel == base.kernel and config.costs == base.costs
+
+
+@pytest.mark.parametrize("ncpus", [1, 3])
+def test_at_ncpus_needs_an_even_count_for_seed_scenarios(ncpus):
+    """A SEED scenario pairs CPUs: an odd count is a clear error."""
+    with pytest.raises(napikit.ConfigError, match="^ncpus: must be an even number"):
+        napikit.scenarios.at_ncpus("seed-lo", ncpus)
+
+
+def test_at_ncpus_only_changes_ncpus_of_other_scenarios():
+    """PERF-A on 8 CPUs keeps its NIC and mask."""
+    config = napikit.scenarios.at_ncpus("perf-a", 8)
+    assert config == napikit.scenarios.get("perf-a").config.evolve(ncpus=8)

@@ -12,6 +12,8 @@ cdef void cpu_charge(Sim s, int cpu, i64 ns, int bucket) noexcept:
     if ns <= 0:
         return
     c.acct[bucket] += ns
+    if bucket == B_SOFTIRQ or bucket == B_KSOFTIRQD:
+        task_charge(s, cpu, L_SOFTIRQ, ns)
     if c.level != L_NONE:
         c.steal += ns
     else:
@@ -61,10 +63,11 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
 
 
 cdef void task_charge(Sim s, int cpu, int level, i64 ns) noexcept:
-    """Charge a step's time to the task it ran in: a task step to the task; a softirq
-    step to the task whose ``local_bh_enable`` (or ksoftirqd loop) runs it, or, at
-    ``irq_exit``, to whichever task was interrupted (the "punished" task of the kernel
-    change's argument). Softirq time on an idle CPU is charged to no task."""
+    """Charge time to the task it ran in: a task step to the task; softirq work (steps,
+    and the IPIs and wake-ups it sends) to the task whose ``local_bh_enable`` (or
+    ksoftirqd loop) runs it, or, at ``irq_exit``, to whichever task was interrupted
+    (the "punished" task of the kernel change's argument). Softirq time on an idle CPU
+    is charged to no task."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef int ti
     if level == L_TASK:
