@@ -35,6 +35,11 @@ cdef void hotplug_done(Sim s, int i) noexcept:
         ev_push(s, t if t > s.now else s.now, EV_HOTPLUG, s.hp_next, 0)
 
 
+cdef inline int smpboot_thread(Sim s, int cpu, int i) noexcept:
+    """The CPU's ``i``-th smpboot thread (0: ksoftirqd, 1: backlog_napi), -1 if none."""
+    return s.ksoftirqd_task[cpu] if i == 0 else s.backlog_task[cpu]
+
+
 cdef inline bint per_cpu_kthread(Sim s, int ti) noexcept:
     cdef int kind = s.tasks[ti].kind
     return kind == T_KSOFTIRQD or kind == T_BACKLOG_NAPI or kind == T_STOPPER
@@ -47,9 +52,10 @@ cdef void cpu_down_start(Sim s, int cpu) noexcept:
     asks each per-CPU thread to park; a sleeping one parks at once, a busy one at the
     top of its ``smpboot_thread_fn`` loop (a backlog thread first drains its backlog).
     When all are parked the stopper is woken (``stop_machine``)."""
-    cdef int ti
+    cdef int i, ti
     s.cpus[cpu].going_down = 1
-    for ti in (s.ksoftirqd_task[cpu], s.backlog_task[cpu]):
+    for i in range(2):
+        ti = smpboot_thread(s, cpu, i)
         if ti >= 0 and s.tasks[ti].state == TS_SLEEPING:
             s.tasks[ti].state = TS_PARKED
     stop_machine_if_parked(s, cpu)
@@ -65,8 +71,9 @@ cdef void kthread_parkme(Sim s, int cpu, int ti) noexcept:
 
 
 cdef void stop_machine_if_parked(Sim s, int cpu) noexcept:
-    cdef int ti
-    for ti in (s.ksoftirqd_task[cpu], s.backlog_task[cpu]):
+    cdef int i, ti
+    for i in range(2):
+        ti = smpboot_thread(s, cpu, i)
         if ti >= 0 and s.tasks[ti].state != TS_PARKED:
             return
     wake_up(s, -1, s.stopper_task[cpu], 0)
@@ -200,7 +207,7 @@ cdef void cpu_up(Sim s, int i) noexcept:
     SCHED_THREADED is polled). Moved tasks and interrupts stay where they went."""
     cdef int cpu = s.hp_cpu[i]
     cdef Cpu* c = &s.cpus[cpu]
-    cdef int ti
+    cdef int j, ti
     c.online = 1
     c.offline_ns += s.now - c.offline_since
     c.curr = -1
@@ -210,7 +217,8 @@ cdef void cpu_up(Sim s, int i) noexcept:
     s.sd[cpu].napi_weight = s.dev_rx_weight
     if s.tasks[s.stopper_task[cpu]].state == TS_ABSENT:
         s.tasks[s.stopper_task[cpu]].state = TS_SLEEPING
-    for ti in (s.ksoftirqd_task[cpu], s.backlog_task[cpu]):
+    for j in range(2):
+        ti = smpboot_thread(s, cpu, j)
         if ti < 0:
             continue
         if s.tasks[ti].state == TS_ABSENT and s.tasks[ti].kind == T_BACKLOG_NAPI:
