@@ -227,10 +227,10 @@ class Result:
         lat = self.latency_send_recv if self.latency_send_recv.count else self.latency_enqueue
         which = "send->recv" if self.latency_send_recv.count else "enqueue->delivery"
         busy = [
-            f"cpu{i}: " + ", ".join(
+            f"cpu{i}: " + (", ".join(
                 f"{k} {v / max(1, self.sim_time_ns):.0%}"
                 for k, v in attrs.asdict(t).items() if k not in ("idle", "offline") and v
-            )
+            ) or "idle")
             for i, t in enumerate(self.cpu_time)
         ]
         lines = [
@@ -247,5 +247,19 @@ class Result:
             f"ksoftirqd wake-ups {self.ksoftirqd_wakeups}, context switches "
             f"{self.context_switches} ({self.involuntary_switches} involuntary)",
             "cpu time: " + ("; ".join(busy) if busy else "-"),
+            f"softirq time charged to application tasks: "
+            f"{self.punished_softirq_ns() / 1e6:.3f} ms",
+        ]
+        lines += [
+            f"cyclictest/{i}: wake-up latency p50 {c.p50_ns / 1e3:.2f} us, "
+            f"p99 {c.p99_ns / 1e3:.2f} us, max {c.max_ns / 1e3:.2f} us ({c.count} wake-ups)"
+            for i, c in enumerate(self.cyclictest_latency)
+        ]
+        lines += [
+            f"hotplug: cpu{h.cpu} {'online' if h.online else 'offline'} requested at "
+            f"{h.requested_ns / 1e6:.3f} ms, "
+            + (f"done at {h.done_ns / 1e6:.3f} ms, {h.reinjected} packets re-injected"
+               if h.done_ns is not None else "not done when the run ended")
+            for h in self.hotplug
         ]
         return "\n".join(lines)
