@@ -10,14 +10,26 @@ __version__ = "0.1.0"
 
 from napikit import scenarios  # noqa: E402
 from napikit.config import (  # noqa: E402
-    Config, CostModel, CpuHotplug, Cyclictest, KernelParams, LoopbackUdp, NicIrq,
+    Config,
+    CostModel,
+    CpuHotplug,
+    Cyclictest,
+    KernelParams,
+    LoopbackUdp,
+    NicIrq,
 )
 from napikit.decision import Action, CompiledPolicy, SoftirqAction  # noqa: E402
 from napikit.errors import ConfigError, NapikitError, PolicyError, StallError  # noqa: E402
 from napikit.hookspecs import hookimpl, hookspec  # noqa: E402
 from napikit.plugins import PolicyOption, PolicyRegistry, PolicySpec  # noqa: E402
 from napikit.results import (  # noqa: E402
-    CpuTime, Drops, HotplugRecord, Latency, Result, SoftnetStat, TaskStat,
+    CpuTime,
+    Drops,
+    HotplugRecord,
+    Latency,
+    Result,
+    SoftnetStat,
+    TaskStat,
 )
 from napikit.simulation import Simulation, simulate  # noqa: E402
 

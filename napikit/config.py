@@ -382,7 +382,7 @@ class Config:
                               self.offline_cpus)
         # Threads and interrupts start on CPUs that are online; RPS masks may name any.
         online = f"CPU numbers < ncpus={self.ncpus} not in offline_cpus"
-        offline = set(self.offline_cpus)
+        offline = frozenset(self.offline_cpus)
         for w in self.workloads:
             if isinstance(w, LoopbackUdp):
                 for name in ("senders", "receivers"):
@@ -396,7 +396,8 @@ class Config:
         self._check_hotplug()
 
     def _check_cpus(
-        self, name: str, cpus: tuple[int, ...], allowed: str, offline: set[int] = frozenset()
+        self, name: str, cpus: tuple[int, ...], allowed: str,
+        offline: frozenset[int] = frozenset(),
     ) -> None:
         bad = [c for c in cpus if c >= self.ncpus or c in offline]
         if bad:
