@@ -376,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print {scenario: {policy label: result}} as JSON")
     p.set_defaults(func=_cmd_compare)
+
+    # Imported here: the study imports this module's compare lines (BASELINE, RFC_VARIANT).
+    from napikit import study
+
+    p = commands.add_parser(
+        "study", help="run the SEED scenarios over CPU counts, loads and policies; "
+        "write a CSV and plots",
+    )
+    study.add_arguments(p)
+    p.set_defaults(func=study.main)
     return parser
 
 
