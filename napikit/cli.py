@@ -16,7 +16,7 @@ import attrs
 
 import napikit
 from napikit import scenarios
-from napikit.config import Config, CostModel, KernelParams, LoopbackUdp
+from napikit.config import Config, CostModel, CpuHotplug, Cyclictest, KernelParams, LoopbackUdp
 from napikit.errors import ConfigError, NapikitError
 from napikit.plugins import registry
 from napikit.results import Result
@@ -29,7 +29,7 @@ BASELINE = "softirq-ipi"
 RFC_VARIANT = ("backlog-threads", (("fast_path", False),))
 
 #: Top-level Config fields ``--set`` may change (the policy has its own flags).
-_TOP_FIELDS = ("ncpus", "packets", "duration_ns", "drain_ns", "seed")
+_TOP_FIELDS = ("ncpus", "packets", "duration_ns", "drain_ns", "seed", "offline_cpus")
 _SECTIONS = {"kernel": KernelParams, "costs": CostModel}
 
 
@@ -91,6 +91,39 @@ def option_assignment(text: str) -> tuple[str, Any]:
     (``napikit run --option`` and the conformance kit's ``--napikit-option``)."""
     key, value = _assignment(text)
     return key, parse_value(value)
+
+
+def _hotplug(text: str) -> CpuHotplug:
+    """``TIME_NS:CPU:online`` or ``TIME_NS:CPU:offline``."""
+    parts = text.split(":")
+    try:
+        time_ns, cpu, state = int(parts[0]), int(parts[1]), parts[2]
+        if len(parts) != 3 or state not in ("online", "offline"):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(
+            f"expected TIME_NS:CPU:online or TIME_NS:CPU:offline (got {text!r})"
+        ) from None
+    try:
+        return CpuHotplug(time_ns=time_ns, cpu=cpu, online=state == "online")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _cyclictest(text: str) -> Cyclictest:
+    """``CPU[:PERIOD_NS[:PRIORITY]]``."""
+    try:
+        values = [int(part) for part in text.split(":")]
+        if not 1 <= len(values) <= 3:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected CPU[:PERIOD_NS[:PRIORITY]] (got {text!r})"
+        ) from None
+    try:
+        return Cyclictest(**dict(zip(("cpu", "period_ns", "priority"), values, strict=False)))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _variant(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -170,7 +203,11 @@ def _configure(config: Config, args: argparse.Namespace) -> Config:
         (name, str(getattr(args, name)))
         for name in ("seed", "packets", "ncpus") if getattr(args, name) is not None
     ]
-    return apply_overrides(config, shorthands + args.set)
+    config = apply_overrides(config, shorthands + args.set)
+    if args.cyclictest or args.hotplug:
+        config = config.evolve(workloads=config.workloads + tuple(args.cyclictest),
+                               hotplug=config.hotplug + tuple(args.hotplug))
+    return config
 
 
 # ------------------------------------------------------------------ output
@@ -203,7 +240,10 @@ def _compare_table(config: Config, results: dict[str, Result]) -> str:
     loopback = any(isinstance(w, LoopbackUdp) for w in config.workloads)
     which = "send->recv" if loopback else "enqueue->delivery"
     header = ["policy", "delivered/s", "ratio", "drops backlog/socket", "ctx switches",
-              "IPIs", "backlog-thread wakeups", "ksoftirqd wakeups", f"p99 {which} (us)"]
+              "IPIs", "backlog-thread wakeups", "ksoftirqd wakeups", f"p99 {which} (us)",
+              "softirq on app tasks (ms)"]
+    cyclictests = sum(isinstance(w, Cyclictest) for w in config.workloads)
+    header += [f"cyclictest/{i} p99 (us)" for i in range(cyclictests)]
     base = next(iter(results.values())).delivered_pps
     rows = [header]
     for label, r in results.items():
@@ -223,6 +263,8 @@ def _compare_table(config: Config, results: dict[str, Result]) -> str:
             str(r.backlog_thread_wakeups),
             str(r.ksoftirqd_wakeups),
             f"{latency.p99_ns / 1e3:.2f}",
+            f"{r.punished_softirq_ns() / 1e6:.3f}",
+            *(f"{c.p99_ns / 1e3:.2f}" for c in r.cyclictest_latency),
         ])
     return _table(rows, right=frozenset(range(1, len(header))))
 
@@ -337,8 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--set", type=_assignment, action="append", default=[], metavar="FIELD=VALUE",
         help="set a Config field: ncpus, packets, duration_ns, drain_ns, seed, "
-        "kernel.NAME, costs.NAME, workload.NAME (every workload with NAME); VALUE is "
-        "an int, a float, true/false, none or a comma-separated list (repeatable)",
+        "offline_cpus, kernel.NAME (e.g. kernel.preempt_rt=true), costs.NAME, "
+        "workload.NAME (every workload with NAME); VALUE is an int, a float, "
+        "true/false, none or a comma-separated list (repeatable)",
+    )
+    group.add_argument(
+        "--hotplug", type=_hotplug, action="append", default=[],
+        metavar="TIME_NS:CPU:online|offline", help="a CPU hotplug request (repeatable)",
+    )
+    group.add_argument(
+        "--cyclictest", type=_cyclictest, action="append", default=[],
+        metavar="CPU[:PERIOD_NS[:PRIORITY]]",
+        help="add a cyclictest-like SCHED_FIFO task (default period 1 ms, priority 95)",
     )
 
     p = commands.add_parser("policies", help="list the installed policies")

@@ -189,3 +189,48 @@ def test_console_script_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "backlog-threads" in proc.stdout and "fast_path" in proc.stdout
+
+
+# ----------------------------------------------------------------- hotplug, RT, cyclictest
+
+
+def test_hotplug_flag_adds_a_request(capsys):
+    """`--hotplug TIME_NS:CPU:offline` takes a CPU down during the run."""
+    code, out, _ = napikit_cli(capsys, "run", "--ncpus", "3", "--hotplug",
+                               "1000000:1:offline", "--json", *SMALL)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["config"]["hotplug"] == [{"time_ns": 1_000_000, "cpu": 1, "online": False}]
+    assert doc["hotplug"][0]["done_ns"] is not None
+
+
+def test_offline_cpus_and_preempt_rt_are_set_fields(capsys):
+    """`--set offline_cpus=2 --set kernel.preempt_rt=true` reach the config."""
+    code, out, _ = napikit_cli(capsys, "run", "--ncpus", "3", "--set", "offline_cpus=2",
+                               "--set", "kernel.preempt_rt=true", "--json", *SMALL)
+    assert code == 0
+    config = json.loads(out)["config"]
+    assert config["offline_cpus"] == [2] and config["kernel"]["preempt_rt"] is True
+
+
+def test_cyclictest_flag_adds_a_column_to_compare(capsys):
+    """`compare --cyclictest 1:100000` reports the task's p99 for every policy."""
+    code, out, _ = napikit_cli(capsys, "compare", "--scenario", "seed-rps", "--cyclictest",
+                               "1:100000", *SMALL)
+    assert code == 0
+    header, *rows = [line for line in out.splitlines()[1:] if line.strip()]
+    assert header.endswith("cyclictest/0 p99 (us)")
+    assert len(rows) >= 4 and all(float(row.split()[-1]) > 0 for row in rows)
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--hotplug", "5:1:sideways"], "--hotplug"),
+    (["--hotplug", "5:9:offline"], "hotplug[0].cpu"),
+    (["--cyclictest", "1:100"], "cyclictest.period_ns"),
+    (["--cyclictest", "one"], "--cyclictest"),
+])
+def test_bad_hotplug_or_cyclictest_is_one_line_exit_2(capsys, argv, field):
+    """A malformed request names the flag or field, in one line, exit status 2."""
+    code, out, err = napikit_cli(capsys, "run", *argv, *SMALL)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and field in err
