@@ -12,7 +12,7 @@
 cdef int first_online(Sim s) noexcept:
     cdef int cpu
     for cpu in range(s.ncpus):
-        if s.cpus[cpu].online and not s.cpus[cpu].going_down:
+        if s.cpus[cpu].online:
             return cpu
     return -1
 
@@ -166,7 +166,7 @@ cdef void dev_cpu_dead(Sim s, int oldcpu, int cpu) noexcept:
     SCHED_THREADED is kept and served when the CPU returns (B.5.4)."""
     cdef Softnet* old = &s.sd[oldcpu]
     cdef int i, j, k, hp = s.hp_next
-    cdef i64 n = 0
+    cdef i64 n = ring_len(&old.process_queue) + ring_len(&old.input_pkt_queue)
     old.on_poll_list = 0
     if not (old.napi_state & NAPIF_STATE_SCHED_THREADED):
         old.napi_state &= NAPIF_STATE_THREADED
@@ -180,9 +180,9 @@ cdef void dev_cpu_dead(Sim s, int oldcpu, int cpu) noexcept:
     if old.rps_ipi_n:
         send_rps_ipis_of(s, oldcpu, cpu, B_CPUHP)
     while ring_len(&old.process_queue) and not s.failed:
-        n += reinject(s, oldcpu, &old.process_queue, cpu)
+        reinject(s, oldcpu, &old.process_queue, cpu)
     while ring_len(&old.input_pkt_queue) and not s.failed:
-        n += reinject(s, oldcpu, &old.input_pkt_queue, cpu)
+        reinject(s, oldcpu, &old.input_pkt_queue, cpu)
     s.reinjected += n
     s.hp_reinjected[hp] = n
     hotplug_done(s, hp)
@@ -190,12 +190,12 @@ cdef void dev_cpu_dead(Sim s, int oldcpu, int cpu) noexcept:
         irq_exit(s, cpu, 0)
 
 
-cdef int reinject(Sim s, int oldcpu, Ring* q, int cpu) noexcept:
+cdef void reinject(Sim s, int oldcpu, Ring* q, int cpu) noexcept:
+    """One ``netif_rx`` of ``dev_cpu_dead``'s loop, ``rps_input_queue_head_incr``."""
     cdef int idx = ring_pop(q)
     s.sd[oldcpu].input_queue_head += 1
     cpu_charge(s, cpu, s.c_netif_rx, B_CPUHP)
     netif_rx(s, cpu, idx, &s.sources[s.pkts[idx].src], B_CPUHP)
-    return 1
 
 
 # ---------------------------------------------------------------- coming up
@@ -210,7 +210,6 @@ cdef void cpu_up(Sim s, int i) noexcept:
     cdef int j, ti
     c.online = 1
     c.offline_ns += s.now - c.offline_since
-    c.curr = -1
     c.busy_until = s.now
     if c.min_vruntime < UPTIME_NS:
         c.min_vruntime = UPTIME_NS
