@@ -19,7 +19,13 @@ from napikit.config import (  # noqa: E402
     NicIrq,
 )
 from napikit.decision import Action, CompiledPolicy, SoftirqAction  # noqa: E402
-from napikit.errors import ConfigError, NapikitError, PolicyError, StallError  # noqa: E402
+from napikit.errors import (  # noqa: E402
+    ConfigError,
+    NapikitError,
+    PluginError,
+    PolicyError,
+    StallError,
+)
 from napikit.hookspecs import hookimpl, hookspec  # noqa: E402
 from napikit.plugins import PolicyOption, PolicyRegistry, PolicySpec  # noqa: E402
 from napikit.results import (  # noqa: E402
@@ -36,7 +42,7 @@ from napikit.simulation import Simulation, simulate  # noqa: E402
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostModel", "CpuHotplug",
     "CpuTime", "Cyclictest", "Drops", "HotplugRecord", "KernelParams", "Latency",
-    "LoopbackUdp", "NapikitError", "NicIrq", "PolicyError", "PolicyOption", "PolicyRegistry",
+    "LoopbackUdp", "NapikitError", "NicIrq", "PluginError", "PolicyError", "PolicyOption", "PolicyRegistry",
     "PolicySpec", "Result", "Simulation", "SoftirqAction", "SoftnetStat", "StallError",
     "TaskStat", "__version__", "hookimpl", "hookspec", "scenarios", "simulate",
 ]

@@ -9,6 +9,7 @@ field and the values allowed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,20 +21,51 @@ from napikit.errors import ConfigError
 # --------------------------------------------------------------------- validators
 
 
-def _int_at_least(lo: int):
+# Upper bounds. Each is the kernel's own limit where it has one, else the widest value
+# the core's C types carry with room to add (docs/kernel-model.md, "Bounds").
+INT_MAX = 2**31 - 1          # a C int: sysctls declared int in the kernel, ring sizes
+U64_MAX = 2**64 - 1          # the seed feeds a 64-bit xoshiro state
+NR_CPUS_MAX = 8192           # CONFIG_NR_CPUS on x86_64 with MAXSMP
+HZ_MAX = 10_000              # a tick of at least 100 us (Kconfig offers 100 to 1000)
+COST_MAX_NS = 10**10         # 10 s for one step of the path
+FLOWS_MAX = 2**24            # per-flow state is an array in the core
+RATE_MAX_PPS = 10**9         # one packet per simulated nanosecond
+NIC_BURST_MAX = 4096         # the NIC ring ahead of a forced-threaded handler
+FLOW_LIMIT_TABLE_MAX = 2**20  # buckets of one CPU's sd_flow_limit
+SCHED_TUNABLE_MAX_NS = 10**9  # max_sched_granularity_ns (kernel/sched/fair.c, pre-EEVDF)
+#: The simulated clock is a signed 64-bit count of ns; every time the run can reach
+#: (input, drain, hotplug, timeouts) stays below this, so no sum can wrap.
+HORIZON_NS = 2**62
+TIME_MAX_NS = 2**61
+
+
+def _bound(n: int) -> str:
+    """``2**64 - 1`` rather than twenty digits; small bounds as they are."""
+    if n >= 2**20:
+        for k in (n.bit_length() - 1, n.bit_length()):
+            if n in (2**k, 2**k - 1):
+                return f"2**{k}" + (" - 1" if n == 2**k - 1 else "")
+    return str(n)
+
+
+def _int_in(lo: int, hi: int):
     def check(inst: object, attr: attrs.Attribute, value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            raise ConfigError(_name(inst, attr), f"an integer >= {lo}", value)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ConfigError(
+                _name(inst, attr), f"an integer from {_bound(lo)} to {_bound(hi)}", value
+            )
 
     return check
 
 
-def _number_at_least(lo: float):
+def _number_in(lo: float, hi: float):
     def check(inst: object, attr: attrs.Attribute, value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo:
-            raise ConfigError(_name(inst, attr), f"a number >= {lo:g}", value)
-        if value == float("inf"):
-            raise ConfigError(_name(inst, attr), f"a finite number >= {lo:g}", value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not lo <= value <= hi  # also false for NaN
+        ):
+            raise ConfigError(_name(inst, attr), f"a number from {lo:g} to {hi:g}", value)
 
     return check
 
@@ -61,14 +93,20 @@ def _one_of(*choices: str):
 
 def _cpu_list(inst: object, attr: attrs.Attribute, value: object) -> None:
     if not isinstance(value, tuple) or not all(
-        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in value
+        isinstance(c, int) and not isinstance(c, bool) and 0 <= c < NR_CPUS_MAX for c in value
     ):
-        raise ConfigError(_name(inst, attr), "a list of CPU numbers >= 0", value)
+        raise ConfigError(
+            _name(inst, attr), f"a list of CPU numbers from 0 to {NR_CPUS_MAX - 1}", value
+        )
     if len(set(value)) != len(value):
         raise ConfigError(_name(inst, attr), "a list of distinct CPU numbers", value)
 
 
 def _to_tuple(value: Any) -> Any:
+    # A range is converted only when it is small enough to be a valid list at all,
+    # so range(10**9) fails validation at once instead of filling memory first.
+    if isinstance(value, range) and len(value) > NR_CPUS_MAX:
+        return value
     return tuple(value) if isinstance(value, (list, tuple, range)) else value
 
 
@@ -97,17 +135,19 @@ class KernelParams:
     (``net/core/hotdata.c``); see :attr:`budget_usecs`.
     """
 
-    hz: int = field(default=1000, validator=_int_at_least(1))
-    netdev_max_backlog: int = field(default=1000, validator=_int_at_least(1))
-    dev_weight: int = field(default=64, validator=_int_at_least(1))
-    dev_weight_rx_bias: int = field(default=1, validator=_int_at_least(1))
-    netdev_budget: int = field(default=300, validator=_int_at_least(1))
-    netdev_budget_usecs: int | None = field(default=None, validator=_optional(_int_at_least(1)))
+    hz: int = field(default=1000, validator=_int_in(1, HZ_MAX))
+    netdev_max_backlog: int = field(default=1000, validator=_int_in(1, INT_MAX))
+    dev_weight: int = field(default=64, validator=_int_in(1, INT_MAX))
+    dev_weight_rx_bias: int = field(default=1, validator=_int_in(1, INT_MAX))
+    netdev_budget: int = field(default=300, validator=_int_in(1, INT_MAX))
+    netdev_budget_usecs: int | None = field(
+        default=None, validator=_optional(_int_in(1, INT_MAX))
+    )
     #: CPUs with a flow-limit table (``net.core.flow_limit_cpu_bitmap``), empty = off.
     flow_limit_cpu_bitmap: tuple[int, ...] = field(
         default=(), converter=_to_tuple, validator=_cpu_list
     )
-    flow_limit_table_len: int = field(default=4096, validator=_int_at_least(1))
+    flow_limit_table_len: int = field(default=4096, validator=_int_in(1, FLOW_LIMIT_TABLE_MAX))
     #: ``threadirqs`` boot option: device IRQs run in SCHED_FIFO 50 threads and a
     #: softirq raised in hard-IRQ context wakes ksoftirqd (``invoke_softirq``).
     force_irqthreads: bool = field(default=False, validator=_is_bool)
@@ -115,16 +155,18 @@ class KernelParams:
     #: (``call_function_single_prep_ipi`` / ``set_nr_if_polling``).
     idle_poll: bool = field(default=False, validator=_is_bool)
     #: ``MAX_SOFTIRQ_RESTART`` and ``MAX_SOFTIRQ_TIME`` (``kernel/softirq.c``).
-    max_softirq_restart: int = field(default=10, validator=_int_at_least(1))
-    max_softirq_time_ms: int = field(default=2, validator=_int_at_least(1))
+    max_softirq_restart: int = field(default=10, validator=_int_in(1, 10**6))
+    max_softirq_time_ms: int = field(default=2, validator=_int_in(1, 10**6))
     #: CFS tunables (``kernel/sched/fair.c``, pre-EEVDF) of the task model; ``None`` is
     #: the kernel default, scaled with the CPU count (see :meth:`sched_tunables`).
-    sched_latency_ns: int | None = field(default=None, validator=_optional(_int_at_least(1)))
+    sched_latency_ns: int | None = field(
+        default=None, validator=_optional(_int_in(1, SCHED_TUNABLE_MAX_NS))
+    )
     sched_min_granularity_ns: int | None = field(
-        default=None, validator=_optional(_int_at_least(1))
+        default=None, validator=_optional(_int_in(1, SCHED_TUNABLE_MAX_NS))
     )
     sched_wakeup_granularity_ns: int | None = field(
-        default=None, validator=_optional(_int_at_least(0))
+        default=None, validator=_optional(_int_in(0, SCHED_TUNABLE_MAX_NS))
     )
     #: ``CONFIG_PREEMPT_RT`` (kernel-model.md B.6.4): IRQs are force-threaded, BH
     #: sections are preemptible, softirqs raised in a task run in it at its outermost
@@ -136,9 +178,17 @@ class KernelParams:
     #: ``local_bh_enable`` leave pending softirqs to it. Off: the behaviour since v6.5.
     let_ksoftirqd_do_its_job: bool = field(default=False, validator=_is_bool)
     #: ``net.core.rmem_default``: a UDP socket's receive buffer in bytes.
-    rmem_default: int = field(default=212_992, validator=_int_at_least(1))
+    rmem_default: int = field(default=212_992, validator=_int_in(1, INT_MAX))
     #: truesize charged to the receive buffer per small UDP skb.
-    skb_truesize: int = field(default=768, validator=_int_at_least(1))
+    skb_truesize: int = field(default=768, validator=_int_in(1, INT_MAX))
+
+    def __attrs_post_init__(self) -> None:
+        if self.dev_weight * self.dev_weight_rx_bias > INT_MAX:
+            raise ConfigError(
+                "kernel.dev_weight_rx_bias",
+                f"an integer with dev_weight * dev_weight_rx_bias <= {INT_MAX}",
+                self.dev_weight_rx_bias,
+            )
 
     @property
     def budget_usecs(self) -> int:
@@ -173,7 +223,7 @@ class KernelParams:
 
 
 def _cost(default: int):
-    return field(default=default, validator=_int_at_least(0))
+    return field(default=default, validator=_int_in(0, COST_MAX_NS))
 
 
 @frozen
@@ -234,8 +284,10 @@ class LoopbackUdp:
 
     senders: tuple[int, ...] = field(default=(0,), converter=_to_tuple, validator=_cpu_list)
     receivers: tuple[int, ...] = field(default=(1,), converter=_to_tuple, validator=_cpu_list)
-    flows: int = field(default=1, validator=_int_at_least(1))
-    rate_pps: float | None = field(default=None, validator=_optional(_number_at_least(1)))
+    flows: int = field(default=1, validator=_int_in(1, FLOWS_MAX))
+    rate_pps: float | None = field(
+        default=None, validator=_optional(_number_in(1, RATE_MAX_PPS))
+    )
     rps_cpus: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
 
     def __attrs_post_init__(self) -> None:
@@ -255,13 +307,13 @@ class NicIrq:
     ``rps_cpus`` is the receive queue's RPS mask (empty: RPS off).
     """
 
-    cpu: int = field(default=0, validator=_int_at_least(0))
-    rate_pps: float = field(default=1_000_000.0, validator=_number_at_least(1))
+    cpu: int = field(default=0, validator=_int_in(0, NR_CPUS_MAX - 1))
+    rate_pps: float = field(default=1_000_000.0, validator=_number_in(1, RATE_MAX_PPS))
     arrival: str = field(default="poisson", validator=_one_of("constant", "poisson", "bursty"))
-    burst: int = field(default=16, validator=_int_at_least(1))
-    flows: int = field(default=1024, validator=_int_at_least(1))
+    burst: int = field(default=16, validator=_int_in(1, NIC_BURST_MAX))
+    flows: int = field(default=1024, validator=_int_in(1, FLOWS_MAX))
     flow_dist: str = field(default="uniform", validator=_one_of("uniform", "zipf"))
-    zipf_s: float = field(default=1.1, validator=_number_at_least(0))
+    zipf_s: float = field(default=1.1, validator=_number_in(0, 100))
     rps_cpus: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
 
 
@@ -274,15 +326,18 @@ class Cyclictest:
     input it adds no packet; it stops when the input does.
     """
 
-    cpu: int = field(default=1, validator=_int_at_least(0))
-    period_ns: int = field(default=1_000_000, validator=_int_at_least(1_000))
+    cpu: int = field(default=1, validator=_int_in(0, NR_CPUS_MAX - 1))
+    period_ns: int = field(default=1_000_000, validator=_int_in(1_000, COST_MAX_NS))
     #: SCHED_FIFO priority, 1-99 (cyclictest ``-p``).
-    priority: int = field(default=95, validator=_int_at_least(1))
-    work_ns: int = field(default=1_000, validator=_int_at_least(0))
+    priority: int = field(default=95, validator=_int_in(1, 99))
+    work_ns: int = field(default=1_000, validator=_int_in(0, COST_MAX_NS))
 
     def __attrs_post_init__(self) -> None:
-        if self.priority > 99:
-            raise ConfigError("cyclictest.priority", "an integer from 1 to 99", self.priority)
+        # A thread that never sleeps would keep its CPU from everyone else for good.
+        if self.work_ns >= self.period_ns:
+            raise ConfigError(
+                "cyclictest.work_ns", f"an integer below period_ns={self.period_ns}", self.work_ns
+            )
 
 
 Workload = LoopbackUdp | NicIrq | Cyclictest
@@ -312,18 +367,57 @@ class CpuHotplug:
     CPU, and runs ``dev_cpu_dead`` there (kernel-model.md B.5.4).
     """
 
-    time_ns: int = field(validator=_int_at_least(0))
-    cpu: int = field(validator=_int_at_least(0))
+    time_ns: int = field(validator=_int_in(0, TIME_MAX_NS))
+    cpu: int = field(validator=_int_in(0, NR_CPUS_MAX - 1))
     online: bool = field(validator=_is_bool)
 
 
 def _hotplug(inst: object, attr: attrs.Attribute, value: object) -> None:
-    if not isinstance(value, tuple) or not all(isinstance(h, CpuHotplug) for h in value):
-        raise ConfigError("hotplug", "a list of CpuHotplug(time_ns, cpu, online)", value)
+    if (
+        not isinstance(value, tuple)
+        or len(value) > HOTPLUG_MAX
+        or not all(isinstance(h, CpuHotplug) for h in value)
+    ):
+        raise ConfigError(
+            "hotplug", f"a list of at most {HOTPLUG_MAX} CpuHotplug(time_ns, cpu, online)", value
+        )
+
+
+HOTPLUG_MAX = 100_000
+#: The types a policy option may hold: they go to files (JSON, TOML) and back unchanged.
+OPTION_TYPES = (bool, int, float, str)
 
 
 def _options(value: Any) -> Any:
-    return tuple(sorted(dict(value).items())) if isinstance(value, Mapping) else value
+    if isinstance(value, Mapping):
+        value = tuple(value.items())
+    elif isinstance(value, list):
+        value = tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in value)
+    if isinstance(value, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value
+    ):
+        return tuple(sorted(value))
+    return value
+
+
+def _policy_options(inst: object, attr: attrs.Attribute, value: object) -> None:
+    pairs = "a mapping of option names to true/false, numbers or strings"
+    if not isinstance(value, tuple) or not all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value
+    ):
+        raise ConfigError("policy_options", pairs, value)
+    names = [name for name, _ in value]
+    if len(set(names)) != len(names):
+        raise ConfigError("policy_options", "a mapping with each option named once", names)
+    for name, v in value:
+        if not isinstance(v, OPTION_TYPES) or (isinstance(v, float) and not math.isfinite(v)):
+            raise ConfigError(
+                f"policy_options.{name}", "true/false, a finite number or a string", v
+            )
+        if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+            raise ConfigError(
+                f"policy_options.{name}", "an integer from -2**63 to 2**63 - 1", v
+            )
 
 
 # --------------------------------------------------------------------- the run
@@ -338,7 +432,7 @@ class Config:
     ``drain_ns`` so queues can empty, and what is still queued is reported as such.
     """
 
-    ncpus: int = field(default=2, validator=_int_at_least(1))
+    ncpus: int = field(default=2, validator=_int_in(1, NR_CPUS_MAX))
     workloads: tuple[Workload, ...] = field(
         factory=lambda: (LoopbackUdp(),), converter=_to_tuple, validator=_workloads
     )
@@ -351,19 +445,25 @@ class Config:
         default=(), converter=_to_tuple, validator=_hotplug
     )
     #: Policy options as sorted ``(name, value)`` pairs (a mapping is accepted).
-    policy_options: tuple[tuple[str, Any], ...] = field(default=(), converter=_options)
+    policy_options: tuple[tuple[str, Any], ...] = field(
+        default=(), converter=_options, validator=_policy_options
+    )
     kernel: KernelParams = field(factory=KernelParams)
     costs: CostModel = field(factory=CostModel)
-    packets: int | None = field(default=100_000, validator=_optional(_int_at_least(1)))
-    duration_ns: int | None = field(default=None, validator=_optional(_int_at_least(1)))
-    drain_ns: int = field(default=10_000_000, validator=_int_at_least(0))
+    packets: int | None = field(
+        default=100_000, validator=_optional(_int_in(1, HORIZON_NS))
+    )
+    duration_ns: int | None = field(
+        default=None, validator=_optional(_int_in(1, TIME_MAX_NS))
+    )
+    drain_ns: int = field(default=10_000_000, validator=_int_in(0, TIME_MAX_NS))
     #: The stall watchdog: a backlog scheduled and not polled for this long ends the run
     #: with a :class:`~napikit.errors.StallError` (``None``: no watchdog). Like the
     #: kernel's soft-lockup detector it is generous: 1 s of simulated time.
     stall_timeout_ns: int | None = field(
-        default=1_000_000_000, validator=_optional(_int_at_least(1))
+        default=1_000_000_000, validator=_optional(_int_in(1, TIME_MAX_NS))
     )
-    seed: int = field(default=1, validator=_int_at_least(0))
+    seed: int = field(default=1, validator=_int_in(0, U64_MAX))
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.policy, str) or not self.policy:
@@ -393,7 +493,35 @@ class Config:
                 self._check_cpus("nic_irq.rps_cpus", w.rps_cpus, allowed)
             else:
                 self._check_cpus("cyclictest.cpu", (w.cpu,), online, offline)
+        flows = sum(w.flows for w in self.workloads if not isinstance(w, Cyclictest))
+        if flows > FLOWS_MAX:
+            raise ConfigError("workloads", f"flows adding up to at most {FLOWS_MAX}", flows)
         self._check_hotplug()
+        self._check_horizon()
+
+    def _check_horizon(self) -> None:
+        """The simulated clock must not wrap: bound where the input can end.
+
+        Input ends after ``duration_ns`` or after ``packets``; a packet takes at most the
+        slowest source's gap plus every cost of the path once, so that bounds the second.
+        """
+        if self.duration_ns is not None:
+            return
+        assert self.packets is not None
+        gaps = [
+            1e9 / w.rate_pps
+            for w in self.workloads
+            if not isinstance(w, Cyclictest) and w.rate_pps is not None
+        ]
+        per_packet = max(gaps, default=0.0) + sum(attrs.astuple(self.costs)) + 1
+        limit = int((HORIZON_NS - TIME_MAX_NS) / per_packet)
+        if self.packets > limit:
+            raise ConfigError(
+                "packets",
+                f"at most {limit} with these rates and costs, so that the simulated clock "
+                "stays below 2**62 ns (or set duration_ns)",
+                self.packets,
+            )
 
     def _check_cpus(
         self, name: str, cpus: tuple[int, ...], allowed: str,

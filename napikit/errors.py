@@ -11,7 +11,7 @@ class ConfigError(NapikitError, ValueError):
     """A configuration field holds a value napikit cannot run.
 
     The message names the field, the value given and the values allowed, e.g.
-    ``ncpus: must be an integer >= 1 (got 0)``.
+    ``ncpus: must be an integer from 1 to 8192 (got 0)``.
     """
 
     def __init__(self, field: str, allowed: str, got: object) -> None:
@@ -21,16 +21,28 @@ class ConfigError(NapikitError, ValueError):
         super().__init__(f"{field}: must be {allowed} (got {got!r})")
 
 
-class PolicyError(NapikitError):
+class PluginError(NapikitError):
+    """A plugin's hook raised: the message names the plugin and the hook."""
+
+    kind = "plugin"
+
+    def __init__(self, plugin: str, hook: str, message: str) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        super().__init__(f"{self.kind} {plugin!r}, hook {hook}: {message}")
+
+
+class PolicyError(PluginError):
     """A backlog-scheduling policy misbehaved: it raised, or returned an invalid decision.
 
     The message names the policy, the hook, and where it happened (CPU, simulated time).
     """
 
+    kind = "policy"
+
     def __init__(self, policy: str, hook: str, message: str) -> None:
         self.policy = policy
-        self.hook = hook
-        super().__init__(f"policy {policy!r}, hook {hook}: {message}")
+        super().__init__(policy, hook, message)
 
 
 class StallError(PolicyError):

@@ -17,7 +17,7 @@ from attrs import field, frozen
 
 from napikit import hookspecs
 from napikit.decision import CompiledPolicy, PythonPolicy
-from napikit.errors import ConfigError, PolicyError
+from napikit.errors import ConfigError, PluginError, PolicyError
 
 
 @frozen
@@ -187,6 +187,16 @@ def _collect(pm: pluggy.PluginManager) -> PolicyRegistry:
                 impl.plugin_name, "napikit_register_policies", f"{type(e).__name__}: {e}"
             ) from e
     return reg
+
+
+def call_each(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> None:
+    """Call every implementation of an observation hook, in pluggy's order; one that
+    raises ends the call with a :class:`PluginError` naming its plugin and the hook."""
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        try:
+            impl.function(**{a: kwargs[a] for a in impl.argnames})
+        except Exception as e:
+            raise PluginError(impl.plugin_name, hook, f"raised {type(e).__name__}: {e}") from e
 
 
 _MANAGER: pluggy.PluginManager | None = None

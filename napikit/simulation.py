@@ -11,7 +11,13 @@ from napikit._core import Sim
 from napikit.config import Config
 from napikit.decision import Action, InvalidDecision
 from napikit.errors import PolicyError, StallError
-from napikit.plugins import PolicyRegistry, check_plugins, default_manager, registry
+from napikit.plugins import (
+    PolicyRegistry,
+    call_each,
+    check_plugins,
+    default_manager,
+    registry,
+)
 from napikit.results import Result
 
 
@@ -41,7 +47,7 @@ class Simulation:
         if self._result is not None:
             return self._result
         pm = self._pm or default_manager()
-        pm.hook.napikit_run_start(config=self.config)
+        call_each(pm, "napikit_run_start", config=self.config)
         sim = Sim(self.config, self.decision)
         fault = sim.run()
         if fault is not None:
@@ -61,7 +67,7 @@ class Simulation:
             seed=self.config.seed,
             config=self.config.to_dict(),
         )
-        pm.hook.napikit_run_end(config=self.config, result=self._result)
+        call_each(pm, "napikit_run_end", config=self.config, result=self._result)
         return self._result
 
 

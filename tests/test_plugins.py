@@ -583,3 +583,26 @@ def test_run_start_precedes_the_run_and_end_sees_the_result(plugins):
 
     result = napikit.Simulation(Config(packets=2_000, seed=5), plugins=plugins(Order())).run()
     assert events == [("start", 5), ("end", result.delivered)]
+
+
+@pytest.mark.parametrize("hook", ["napikit_run_start", "napikit_run_end"])
+def test_raising_run_hook_is_a_plugin_error_naming_plugin_and_hook(plugins, hook):
+    """An observer hook that raises is reported with its plugin's name and the hook,
+    as one line, never as the plugin's own exception escaping."""
+
+    class Broken:
+        @hookimpl
+        def napikit_run_start(self, config):
+            if hook == "napikit_run_start":
+                raise RuntimeError("boom")
+
+        @hookimpl
+        def napikit_run_end(self, config, result):
+            raise RuntimeError("boom")
+
+    pm = plugins(Broken())
+    name = pm.get_name(next(p for p in pm.get_plugins() if isinstance(p, Broken)))
+    with pytest.raises(napikit.PluginError) as info:
+        napikit.Simulation(Config(packets=2_000), plugins=pm).run()
+    assert str(info.value) == f"plugin {name!r}, hook {hook}: raised RuntimeError: boom"
+    assert isinstance(info.value.__cause__, RuntimeError)
