@@ -42,7 +42,8 @@ from napikit.simulation import Simulation, simulate  # noqa: E402
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostModel", "CpuHotplug",
     "CpuTime", "Cyclictest", "Drops", "HotplugRecord", "KernelParams", "Latency",
-    "LoopbackUdp", "NapikitError", "NicIrq", "PluginError", "PolicyError", "PolicyOption", "PolicyRegistry",
-    "PolicySpec", "Result", "Simulation", "SoftirqAction", "SoftnetStat", "StallError",
+    "LoopbackUdp", "NapikitError", "NicIrq", "PluginError", "PolicyError", "PolicyOption",
+    "PolicyRegistry", "PolicySpec", "Result", "Simulation", "SoftirqAction", "SoftnetStat",
+    "StallError",
     "TaskStat", "__version__", "hookimpl", "hookspec", "scenarios", "simulate",
 ]
