@@ -11,7 +11,9 @@ import sys
 import pytest
 
 import napikit
+from napikit import cli
 from napikit.cli import main
+from napikit.config import Config
 
 SMALL = ["--packets", "20000"]
 
@@ -155,6 +157,15 @@ def test_compare_json_is_keyed_by_scenario_and_label(capsys):
         (["run", "--packets", "many"], "--packets"),
         (["run", "--set", "ncpus"], "--set"),
         (["compare", "--variant", "backlog-threads"], "--variant"),
+        (["run", "--packets", "1.5"], "--packets"),
+        (["run", "--packets", "1e999"], "--packets"),
+        (["run", "--seed", "1e30"], "seed"),
+        (["run", "--set", "duration_ns=1.5ns"], "duration_ns"),
+        (["run", "--set", "drain_ns=2M"], "drain_ns"),
+        (["run", "--set", "workload.rate_pps=fast"], "workload.rate_pps"),
+        (["run", "--set", "kernel.netdev_budget=10ms"], "kernel.netdev_budget"),
+        (["run", "--set", "packets=" + "9" * 5000], "packets"),
+        (["run", "--set", "kernel.flow_limit_cpu_bitmap=0,x"], "kernel.flow_limit_cpu_bitmap"),
     ],
 )
 def test_bad_input_is_one_line_error(capsys, argv, named):
@@ -234,3 +245,59 @@ def test_bad_hotplug_or_cyclictest_is_one_line_exit_2(capsys, argv, field):
     code, out, err = napikit_cli(capsys, "run", *argv, *SMALL)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and field in err
+
+
+# ----------------------------------------------------------------- numbers, units
+
+
+@pytest.mark.parametrize("key, text, value", [
+    ("duration_ns", "10ms", 10_000_000),
+    ("duration_ns", "1.5us", 1_500),
+    ("drain_ns", "3s", 3_000_000_000),
+    ("costs.protocol_rx_ns", "100ns", 100),
+    ("costs.protocol_rx_ns", "2e3", 2_000),
+    ("packets", "1e7", 10_000_000),
+    ("packets", "1.5M", 1_500_000),
+    ("packets", "2k", 2_000),
+    ("kernel.netdev_budget_usecs", "none", None),
+    ("workload.rate_pps", "1.5M", 1_500_000.0),
+])
+def test_values_take_units_and_float_notation(key, text, value):
+    """`--set` turns unit suffixes and float notation into the field's exact value."""
+    config = cli.apply_overrides(Config(), [(key, text)])
+    section, _, name = key.rpartition(".")
+    owner = {"": config, "kernel": config.kernel, "costs": config.costs,
+             "workload": config.workloads[0]}[section]
+    assert getattr(owner, name) == value
+    assert type(getattr(owner, name)) is type(value)
+
+
+def test_count_flags_take_float_notation():
+    """`--packets 1e7` and `--seed 2k` are the integers they write."""
+    args = cli.build_parser().parse_args(["run", "--packets", "1e7", "--seed", "2k"])
+    assert (args.packets, args.seed) == (10_000_000, 2_000)
+
+
+def test_hotplug_and_cyclictest_times_take_units():
+    """`--hotplug 1.5ms:1:offline` and `--cyclictest 1:100us:90` are in ns."""
+    assert cli._hotplug("1.5ms:1:offline") == napikit.CpuHotplug(
+        time_ns=1_500_000, cpu=1, online=False)
+    assert cli._cyclictest("1:100us:90") == napikit.Cyclictest(
+        cpu=1, period_ns=100_000, priority=90)
+
+
+def test_not_integral_time_names_field_and_units(capsys):
+    """`1.5ns` for a time field says what a time may be written as."""
+    err = napikit_cli(capsys, "run", "--set", "duration_ns=1.5ns")[2]
+    assert err == f"napikit: error: duration_ns: must be {cli.TIME} (got '1.5ns')\n"
+
+
+def test_unexpected_value_error_while_configuring_is_one_line(monkeypatch, capsys):
+    """A ValueError or OverflowError no validator caught is still one line, exit 2."""
+    def overflow(*args, **kwargs):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(cli, "Simulation", overflow)
+    code, out, err = napikit_cli(capsys, "run", *SMALL)
+    assert (code, out) == (2, "")
+    assert err == "napikit: error: invalid input: Python int too large to convert to C long\n"
