@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import re
 import sys
 import typing
@@ -451,10 +452,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 for label, (policy, options) in rows.items()
             }
             plans[scenario.name] = (scenario, config, sims)
-    results = {
-        name: {label: sim.run() for label, sim in sims.items()}
-        for name, (_, _, sims) in plans.items()
-    }
+    results: dict[str, dict[str, Result]] = {name: {} for name in plans}
+    try:
+        for name, (_, _, sims) in plans.items():
+            for label, sim in sims.items():
+                results[name][label] = sim.run()
+    except KeyboardInterrupt:
+        # Interrupted: the rows finished so far are still worth their minutes.
+        _print_compare(args.json, plans, {name: rs for name, rs in results.items() if rs})
+        raise
     _print_compare(args.json, plans, results)
     return 0
 
@@ -561,7 +567,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``napikit`` command line; return the exit status."""
+    """Run the ``napikit`` command line; return the exit status.
+
+    Ctrl-C ends it with one line and status 130 (128 + SIGINT); a reader that goes away
+    (``napikit run | head -1``) ends it quietly with status 141 (128 + SIGPIPE).
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as e:
+        print("napikit: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Python's recipe: point stdout at devnull, so its flush at exit cannot fail too.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no file descriptor behind sys.stdout
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help and --version: argparse printed them
@@ -569,9 +594,11 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as e:
         return _fail(e)
     try:
-        return args.func(args)
+        code = args.func(args)
     except NapikitError as e:
         return _fail(e)
+    sys.stdout.flush()  # here, where a broken pipe is caught, not at exit
+    return code
 
 
 def _fail(error: Exception) -> int:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,24 @@ from napikit.cli import main
 from napikit.config import Config
 
 SMALL = ["--packets", "20000"]
+ROOT = Path(__file__).resolve().parent.parent
+#: ``python -m napikit`` running this checkout, whatever the current directory.
+PYTHON_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def interrupt_after(monkeypatch: pytest.MonkeyPatch, runs: int) -> None:
+    """Let ``runs`` simulations of the CLI finish, then the next one gets a Ctrl-C."""
+    real = cli.Simulation.run
+    done = []
+
+    def run(self):
+        if len(done) == runs:
+            raise KeyboardInterrupt
+        done.append(self)
+        return real(self)
+
+    monkeypatch.setattr(cli.Simulation, "run", run)
 
 
 def napikit_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -301,3 +322,71 @@ def test_unexpected_value_error_while_configuring_is_one_line(monkeypatch, capsy
     code, out, err = napikit_cli(capsys, "run", *SMALL)
     assert (code, out) == (2, "")
     assert err == "napikit: error: invalid input: Python int too large to convert to C long\n"
+
+
+# ----------------------------------------------------------------- Ctrl-C, pipes
+
+
+def test_interrupted_run_is_one_line_status_130(monkeypatch, capsys):
+    """Ctrl-C during a run: `napikit: interrupted` on stderr, status 130, no output."""
+    interrupt_after(monkeypatch, 0)
+    assert napikit_cli(capsys, "run", *SMALL) == (130, "", "napikit: interrupted\n")
+
+
+def test_interrupted_compare_prints_the_rows_done(monkeypatch, capsys):
+    """Ctrl-C during `compare` still prints the rows that finished."""
+    interrupt_after(monkeypatch, 2)
+    code, out, err = napikit_cli(capsys, "compare", "--scenario", "seed-lo", "--scenario",
+                                 "seed-rps", "--policy", "softirq-ipi", "--policy", "ksoftirqd",
+                                 *SMALL)
+    assert (code, err) == (130, "napikit: interrupted\n")
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
+    assert out.startswith("seed-lo (") and "seed-rps" not in out
+    assert rows == ["softirq-ipi", "ksoftirqd"]
+
+
+def _interrupt(command: list[str], wait: float) -> tuple[subprocess.Popen, float, str]:
+    """Start ``command``, send SIGINT after ``wait`` s; the process, the seconds it took
+    to end after the signal (killed after 10 s), and its stderr."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=PYTHON_ENV)
+    time.sleep(wait)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    try:
+        err = proc.communicate(timeout=10)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        err = proc.communicate()[1]
+    return proc, time.monotonic() - start, err
+
+
+def test_sigint_stops_a_long_run_within_a_second():
+    """SIGINT ends a 10**12-packet run within 1 s: status 130, one stderr line.
+
+    Needs the core to check for signals while it simulates.
+    """
+    proc, took, err = _interrupt(
+        [sys.executable, "-m", "napikit", "run", "--packets", "1000000000000"], wait=1.5)
+    assert (proc.returncode, err) == (130, "napikit: interrupted\n")
+    assert took < 1
+
+
+def test_sigint_reaches_the_cli_as_one_line():
+    """A real SIGINT while a (stand-in, Python-level) run waits is one line, status 130."""
+    script = ("import time, napikit.cli as c; c.Simulation.run = lambda self: time.sleep(60); "
+              "raise SystemExit(c.main(['run']))")
+    proc, took, err = _interrupt([sys.executable, "-c", script], wait=1.5)
+    assert (proc.returncode, err) == (130, "napikit: interrupted\n")
+    assert took < 1
+
+
+def test_closed_stdout_is_quiet_status_141():
+    """`napikit run | head -1`: a reader gone before the output is no traceback."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone: every write fails with EPIPE
+    proc = subprocess.run([sys.executable, "-m", "napikit", "run", *SMALL], stdout=write,
+                          stderr=subprocess.PIPE, text=True, env=PYTHON_ENV, timeout=60,
+                          check=False)
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
