@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,6 +19,7 @@ import napikit
 from napikit import cli
 from napikit.cli import main
 from napikit.config import Config
+from napikit.plugins import registry
 
 SMALL = ["--packets", "20000"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,3 +393,44 @@ def test_closed_stdout_is_quiet_status_141():
                           check=False)
     os.close(write)
     assert (proc.returncode, proc.stderr) == (141, "")
+
+
+# ----------------------------------------------------------------- docs quote the CLI
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _quoted_errors() -> list[tuple[str, str, str]]:
+    """``(doc, command, line)``: in a fenced block, each ``napikit: ...`` line after a
+    ``$ napikit ...`` line is what that command prints on stderr."""
+    quotes = []
+    for doc in DOCS:
+        fenced, command = False, None
+        for line in doc.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("```"):
+                fenced, command = not fenced, None
+            elif fenced and line.startswith("$ napikit "):
+                command = line[2:]
+            elif fenced and command and line.startswith("napikit: "):
+                quotes.append((doc.name, command, line))
+    return quotes
+
+
+@pytest.mark.parametrize("doc, command, line", _quoted_errors())
+def test_docs_quote_the_cli_error_texts(doc, command, line, capsys):
+    """An error text the docs quote is what its command prints, with status 2."""
+    argv = shlex.split(command)[1:]
+    policy = argv[argv.index("--policy") + 1] if "--policy" in argv else None
+    if policy is not None and policy not in registry().names():
+        pytest.skip(f"{doc}: policy {policy!r} is not installed")
+    code, _, err = napikit_cli(capsys, *argv)
+    assert (code, err) == (2, line + "\n")
+
+
+def test_docs_quote_error_texts_only_where_they_are_checked():
+    """Every concrete `napikit: error: ...` text in the docs is a checked quote."""
+    checked = {line for _, _, line in _quoted_errors()}
+    for doc in DOCS:
+        for text in re.findall(r"napikit: error: [^`\n]*", doc.read_text()):
+            assert text == "napikit: error: ..." or text in checked, (doc.name, text)
