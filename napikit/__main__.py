@@ -2,6 +2,10 @@
 
 import sys
 
-from napikit.cli import main
+try:
+    from napikit.cli import main
+except KeyboardInterrupt:  # Ctrl-C before main() can answer it: napikit is still loading
+    print("napikit: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -7,9 +7,15 @@ is reported as one line, ``napikit: error: <message>``, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
+import re
 import sys
-from collections.abc import Sequence
+import typing
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from fractions import Fraction
 from typing import Any, NoReturn
 
 import attrs
@@ -45,9 +51,48 @@ class _Parser(argparse.ArgumentParser):
 
 # ------------------------------------------------------------------ values
 
+#: Unit suffixes: of a time field (``*_ns``, a plain number is ns), and of any other number.
+_TIME_UNITS = {"": 1, "ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}
+_SCALES = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
+_NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:[eE]([+-]?\d+))?([a-zA-Z]*)")
+#: Bigger numbers are refused before Python builds them (10**10**9 would take minutes);
+#: every bound of a Config field is far below.
+_MAX_DIGITS = 100
+
+TIME = "a whole number of ns, with an optional unit ns, us, ms or s (e.g. 100ns, 1.5us, 10ms)"
+COUNT = "an integer, with an optional k, M or G suffix (e.g. 20000, 2k, 1.5M, 1e7)"
+NUMBER = "a number, with an optional k, M or G suffix (e.g. 500000, 1.5M, 2e6)"
+
+
+def _exact(text: str, name: str, units: dict[str, int], allowed: str) -> Fraction:
+    match = _NUMBER.fullmatch(text.strip())
+    if match is None or match[3] not in units:
+        raise ConfigError(name, allowed, text)
+    mantissa, exponent = match[1], int(match[2] or 0)
+    if len(mantissa) > _MAX_DIGITS or abs(exponent) > _MAX_DIGITS:
+        raise ConfigError(name, f"a number below 1e{_MAX_DIGITS}, in at most {_MAX_DIGITS} "
+                          "digits", text)
+    return Fraction(mantissa) * Fraction(10) ** exponent * units[match[3]]
+
+
+def integer(text: str, name: str, time: bool = False) -> int:
+    """``text`` as an integer value of field ``name``, a number of ns if ``time``.
+    Suffixes and float notation are exact (``1.5us`` is 1500, ``1e7`` 10**7); a value
+    that is not integral (``1.5``, ``1.5ns``) is refused."""
+    units, allowed = (_TIME_UNITS, TIME) if time else (_SCALES, COUNT)
+    value = _exact(text, name, units, allowed)
+    if value.denominator != 1:
+        raise ConfigError(name, allowed, text)
+    return int(value)
+
+
+def number(text: str, name: str) -> float:
+    """``text`` as a float value of field ``name`` (``1.5M``, ``2e6``)."""
+    return float(_exact(text, name, _SCALES, NUMBER))
+
 
 def parse_value(text: str) -> Any:
-    """A command-line value: a comma-separated list becomes a tuple of values.
+    """A value of unknown type: a comma-separated list becomes a tuple of values.
 
     Each value is ``true``/``false``, ``none``, an int, a float, or else the text as
     given (the field's validator then says what it wants).
@@ -71,12 +116,41 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def _field_value(current: Any, text: str) -> Any:
-    """``text`` parsed for a field whose value is now ``current`` (a tuple stays one)."""
-    value = parse_value(text)
-    if isinstance(current, tuple) and not isinstance(value, tuple):
-        return () if not text.strip() else (value,)
-    return value
+def typed_value(typ: Any, name: str, text: str) -> Any:
+    """``text`` as a value of type ``typ`` (``int``, ``float``, ``bool``, ``str``) for
+    field ``name``: numbers take units and suffixes (see :func:`integer`); a time is an
+    int field named ``*_ns``. Text that is no bool is passed on for the field's validator
+    to name."""
+    word = text.strip()
+    if typ is bool:
+        return word.lower() == "true" if word.lower() in ("true", "false") else text
+    if typ is int:
+        return integer(word, name, time=name.endswith("_ns"))
+    if typ is float:
+        return number(word, name)
+    return text
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _field_value(cls: type, field: str, name: str, text: str) -> Any:
+    """``text`` parsed for ``cls``'s attribute ``field`` (``name``: what the user typed),
+    by the field's declared type: ``X | None`` takes ``none``, a tuple a comma-separated
+    list (empty: no item)."""
+    hint = _hints(cls)[field]
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if text.strip().lower() in ("none", "null"):
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return tuple(typed_value(item, name, part) for part in text.split(",")) if text.strip() \
+            else ()
+    return typed_value(hint, name, text)
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -88,40 +162,56 @@ def _assignment(text: str) -> tuple[str, str]:
 
 def option_assignment(text: str) -> tuple[str, Any]:
     """A policy option ``KEY=VALUE``, the value parsed by :func:`parse_value`
-    (``napikit run --option`` and the conformance kit's ``--napikit-option``)."""
+    (the conformance kit's ``--napikit-option``, which knows no option types)."""
     key, value = _assignment(text)
     return key, parse_value(value)
+
+
+def policy_options(policy: str, assignments: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``KEY=VALUE`` options of ``policy``, each parsed by the option's declared type (an
+    unknown key as :func:`parse_value` would, for the policy to reject by name)."""
+    types = {o.name: o.type for o in registry().get(policy).options}
+    return {
+        key: typed_value(types[key], f"policy_options.{key}", text) if key in types
+        else parse_value(text)
+        for key, text in assignments
+    }
+
+
+def _integer_flag(text: str) -> int:
+    """An argparse type for an integer flag (``--packets 1e7``); argparse names the flag."""
+    try:
+        return integer(text, "")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(f"must be {e.allowed} (got {text!r})") from None
 
 
 def _hotplug(text: str) -> CpuHotplug:
     """``TIME_NS:CPU:online`` or ``TIME_NS:CPU:offline``."""
     parts = text.split(":")
-    try:
-        time_ns, cpu, state = int(parts[0]), int(parts[1]), parts[2]
-        if len(parts) != 3 or state not in ("online", "offline"):
-            raise ValueError
-    except (ValueError, IndexError):
+    if len(parts) != 3 or parts[2] not in ("online", "offline"):
         raise argparse.ArgumentTypeError(
             f"expected TIME_NS:CPU:online or TIME_NS:CPU:offline (got {text!r})"
-        ) from None
+        )
     try:
-        return CpuHotplug(time_ns=time_ns, cpu=cpu, online=state == "online")
+        return CpuHotplug(time_ns=integer(parts[0], "hotplug.time_ns", time=True),
+                          cpu=integer(parts[1], "hotplug.cpu"),
+                          online=parts[2] == "online")
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _cyclictest(text: str) -> Cyclictest:
     """``CPU[:PERIOD_NS[:PRIORITY]]``."""
+    parts = text.split(":")
+    if not 1 <= len(parts) <= 3:
+        raise argparse.ArgumentTypeError(f"expected CPU[:PERIOD_NS[:PRIORITY]] (got {text!r})")
+    fields = (("cpu", False), ("period_ns", True), ("priority", False))
     try:
-        values = [int(part) for part in text.split(":")]
-        if not 1 <= len(values) <= 3:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected CPU[:PERIOD_NS[:PRIORITY]] (got {text!r})"
-        ) from None
-    try:
-        return Cyclictest(**dict(zip(("cpu", "period_ns", "priority"), values, strict=False)))
+        return Cyclictest(**{
+            name: integer(part, f"cyclictest.{name}", time)
+            for (name, time), part in zip(fields, parts, strict=False)
+        })
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -141,7 +231,7 @@ def _variant(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
             raw.append(list(_assignment(piece)))
         else:
             raw[-1][1] += "," + piece
-    return policy, tuple((key, parse_value(value)) for key, value in raw)
+    return policy, tuple((key, value) for key, value in raw)
 
 
 # ------------------------------------------------------------------ overrides
@@ -161,13 +251,13 @@ def apply_overrides(config: Config, assignments: Sequence[tuple[str, str]]) -> C
         section, _, name = key.partition(".")
         if section in _SECTIONS and name:
             _check_field(key, name, list(attrs.fields_dict(_SECTIONS[section])), f"{section} field")
-            sections[section][name] = _field_value(getattr(getattr(config, section), name), text)
+            sections[section][name] = _field_value(_SECTIONS[section], name, key, text)
         elif section == "workload" and name:
             workload[name] = text
         else:
             allowed = [*_TOP_FIELDS, *(f"{s}.FIELD" for s in _SECTIONS), "workload.FIELD"]
             _check_field(key, key, allowed, "field")
-            top[key] = _field_value(getattr(config, key), text)
+            top[key] = _field_value(Config, key, key, text)
     for section, changes in sections.items():
         if changes:
             top[section] = attrs.evolve(getattr(config, section), **changes)
@@ -190,7 +280,7 @@ def _evolve_workloads(workloads: tuple[Any, ...], changes: dict[str, str]) -> tu
                      f"field of this scenario's workloads ({kinds})")
     return tuple(
         attrs.evolve(w, **{
-            name: _field_value(getattr(w, name), text)
+            name: _field_value(type(w), name, f"workload.{name}", text)
             for name, text in changes.items() if name in f
         })
         for w, f in zip(workloads, fields, strict=True)
@@ -298,11 +388,28 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _from_input() -> Iterator[None]:
+    """Around building configurations from the command line: a ValueError or
+    OverflowError no validator turned into a ConfigError is still the input's fault, so
+    it is reported in one line, not as a traceback."""
+    try:
+        yield
+    except NapikitError:
+        raise
+    except (OverflowError, ValueError) as e:
+        raise NapikitError(f"invalid input: {e}") from e
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     scenario = scenarios.get(args.scenario)
-    options = dict(args.option)
-    config = _configure(scenario.config, args).evolve(policy=args.policy, policy_options=options)
-    result = Simulation(config).run()
+    with _from_input():
+        options = policy_options(args.policy, args.option)
+        config = _configure(scenario.config, args).evolve(
+            policy=args.policy, policy_options=options
+        )
+        sim = Simulation(config)
+    result = sim.run()
     if args.json:
         sys.stdout.write(result.to_json())
     else:
@@ -327,35 +434,50 @@ def _compare_rows(
     return rows
 
 
+Plans = dict[str, tuple[scenarios.Scenario, Config, dict[str, Simulation]]]
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
-    rows = _compare_rows(args.policy, args.variant)
     # Every configuration is built and validated before the first run starts.
-    plans: dict[str, tuple[scenarios.Scenario, Config, dict[str, Simulation]]] = {}
-    for name in args.scenario or scenarios.DEFAULT_COMPARE:
-        scenario = scenarios.get(name)
-        config = _configure(scenario.config, args)
-        sims = {
-            label: Simulation(config.evolve(policy=policy, policy_options=dict(options)))
-            for label, (policy, options) in rows.items()
-        }
-        plans[scenario.name] = (scenario, config, sims)
-    results = {
-        name: {label: sim.run() for label, sim in sims.items()}
-        for name, (_, _, sims) in plans.items()
-    }
-    if args.json:
+    plans: Plans = {}
+    with _from_input():
+        variants = [(policy, tuple(policy_options(policy, raw).items()))
+                    for policy, raw in args.variant]
+        rows = _compare_rows(args.policy, variants)
+        for name in args.scenario or scenarios.DEFAULT_COMPARE:
+            scenario = scenarios.get(name)
+            config = _configure(scenario.config, args)
+            sims = {
+                label: Simulation(config.evolve(policy=policy, policy_options=dict(options)))
+                for label, (policy, options) in rows.items()
+            }
+            plans[scenario.name] = (scenario, config, sims)
+    results: dict[str, dict[str, Result]] = {name: {} for name in plans}
+    try:
+        for name, (_, _, sims) in plans.items():
+            for label, sim in sims.items():
+                results[name][label] = sim.run()
+    except KeyboardInterrupt:
+        # Interrupted: the rows finished so far are still worth their minutes.
+        _print_compare(args.json, plans, {name: rs for name, rs in results.items() if rs})
+        raise
+    _print_compare(args.json, plans, results)
+    return 0
+
+
+def _print_compare(as_json: bool, plans: Plans, results: dict[str, dict[str, Result]]) -> None:
+    if as_json:
         doc = {
             name: {label: r.to_dict() for label, r in rs.items()} for name, rs in results.items()
         }
         sys.stdout.write(json.dumps(doc, sort_keys=True, indent=2) + "\n")
-        return 0
+        return
     blocks = [
-        f"{name} ({_extent(config)}): {scenario.description}\n"
-        + _compare_table(config, results[name])
-        for name, (scenario, config, _) in plans.items()
+        f"{name} ({_extent(plans[name][1])}): {plans[name][0].description}\n"
+        + _compare_table(plans[name][1], rs)
+        for name, rs in results.items()
     ]
     print("\n\n".join(blocks))
-    return 0
 
 
 # ------------------------------------------------------------------ parser
@@ -373,19 +495,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     overrides = _Parser(add_help=False)
     group = overrides.add_argument_group("configuration overrides")
-    group.add_argument("--seed", type=int, help="random seed")
-    group.add_argument("--packets", type=int, help="stop input after N packets")
-    group.add_argument("--ncpus", type=int, help="number of CPUs")
+    group.add_argument("--seed", type=_integer_flag, help="random seed")
+    group.add_argument("--packets", type=_integer_flag,
+                       help="stop input after N packets (e.g. 20000, 2k, 1.5M, 1e7)")
+    group.add_argument("--ncpus", type=_integer_flag, help="number of CPUs")
     group.add_argument(
         "--set", type=_assignment, action="append", default=[], metavar="FIELD=VALUE",
         help="set a Config field: ncpus, packets, duration_ns, drain_ns, seed, "
         "offline_cpus, kernel.NAME (e.g. kernel.preempt_rt=true), costs.NAME, "
-        "workload.NAME (every workload with NAME); VALUE is an int, a float, "
+        "workload.NAME (every workload with NAME); VALUE is a number (times in ns or "
+        "with a unit: 10ms, 1.5us; other numbers with k, M or G: 2k, 1.5M, 1e7), "
         "true/false, none or a comma-separated list (repeatable)",
     )
     group.add_argument(
         "--hotplug", type=_hotplug, action="append", default=[],
-        metavar="TIME_NS:CPU:online|offline", help="a CPU hotplug request (repeatable)",
+        metavar="TIME_NS:CPU:online|offline",
+        help="a CPU hotplug request, e.g. 2ms:3:offline (repeatable)",
     )
     group.add_argument(
         "--cyclictest", type=_cyclictest, action="append", default=[],
@@ -403,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=BASELINE, help=f"policy name (default {BASELINE})")
     p.add_argument("--scenario", default="seed-lo", help="scenario name (default seed-lo)")
     p.add_argument(
-        "--option", type=option_assignment, action="append", default=[], metavar="KEY=VALUE",
+        "--option", type=_assignment, action="append", default=[], metavar="KEY=VALUE",
         help="a policy option (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -442,7 +567,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``napikit`` command line; return the exit status."""
+    """Run the ``napikit`` command line; return the exit status.
+
+    Ctrl-C ends it with one line and status 130 (128 + SIGINT); a reader that goes away
+    (``napikit run | head -1``) ends it quietly with status 141 (128 + SIGPIPE).
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as e:
+        print("napikit: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Python's recipe: point stdout at devnull, so its flush at exit cannot fail too.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no file descriptor behind sys.stdout
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help and --version: argparse printed them
@@ -450,9 +594,11 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as e:
         return _fail(e)
     try:
-        return args.func(args)
+        code = args.func(args)
     except NapikitError as e:
         return _fail(e)
+    sys.stdout.flush()  # here, where a broken pipe is caught, not at exit
+    return code
 
 
 def _fail(error: Exception) -> int:

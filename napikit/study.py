@@ -8,16 +8,20 @@ the first pair) measures what the backlog's work does to a real-time user. Each 
 one row of ``study.csv``; :func:`plot` draws the figures from the rows.
 
 The study is deterministic: the same options give a byte-identical CSV, whatever
-``jobs`` is.
+``jobs`` is. Each finished run is appended to a :class:`Journal` in the output
+directory, so an interrupted study loses nothing: the same command continues it.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,8 +31,9 @@ from typing import Any, TextIO
 import attrs
 from attrs import field, frozen
 
+import napikit
 from napikit import scenarios
-from napikit.cli import BASELINE, RFC_VARIANT
+from napikit.cli import BASELINE, RFC_VARIANT, integer
 from napikit.config import Config, Cyclictest, LoopbackUdp
 from napikit.errors import ConfigError, NapikitError
 from napikit.plugins import registry
@@ -161,6 +166,71 @@ class Study:
         cells = len(scenarios.SCALABLE) * len(self.ncpus)
         return cells * (1 + len(self.variants) * len(self.loads))
 
+    def parameters(self) -> dict[str, Any]:
+        """What the study's results depend on: its grid, napikit's version and each
+        policy's package (a policy's new version may decide otherwise)."""
+        reg = registry()
+        return {
+            "napikit": napikit.__version__,
+            "ncpus": list(self.ncpus),
+            "loads": list(self.loads),
+            "packets_per_pair": self.packets_per_pair,
+            "variants": [[v.policy, [list(o) for o in v.options], reg.get(v.policy).package]
+                         for v in self.variants],
+        }
+
+
+class Journal:
+    """The finished runs of one study in ``out``, one JSON line each, appended and
+    flushed as each run ends: a rerun reads them back instead of running them again.
+
+    The file is named after a digest of :meth:`Study.parameters`, and its first line
+    holds them, so another study's runs (other loads, another napikit) are never mixed
+    in. :func:`run` removes it once the study's files are written.
+    """
+
+    def __init__(self, out: Path, study: Study) -> None:
+        header = json.dumps({"study": study.parameters()}, sort_keys=True) + "\n"
+        self.path = journal_path(out, study)
+        #: ``key -> value`` of every finished run: see :func:`run_study`.
+        self.done: dict[tuple[Any, ...], Any] = {}
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            lines = self.path.read_text().splitlines(keepends=True) if self.path.exists() else []
+            kept = [header]
+            if lines[:1] == [header]:
+                for line in lines[1:]:
+                    try:
+                        entry = json.loads(line) if line.endswith("\n") else None
+                    except ValueError:
+                        entry = None
+                    if entry is None:  # torn by a kill in mid-write: what follows is lost
+                        break
+                    self.done[tuple(entry["key"])] = entry["value"]
+                    kept.append(line)
+            self.path.write_text("".join(kept))
+            self._file = self.path.open("a")
+        except OSError as e:
+            raise NapikitError(
+                f"--out: must be a directory napikit can write to (got {str(out)!r}: "
+                f"{e.strerror})"
+            ) from None
+
+    def record(self, key: tuple[Any, ...], value: Any) -> None:
+        """Keep one finished run's ``value`` under ``key``, on disk at once."""
+        self.done[key] = value
+        self._file.write(json.dumps({"key": list(key), "value": value}) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def journal_path(out: Path, study: Study) -> Path:
+    """Where :class:`Journal` keeps ``study``'s finished runs in ``out``."""
+    text = json.dumps(study.parameters(), sort_keys=True)
+    return out / f"study-journal-{hashlib.sha256(text.encode()).hexdigest()[:16]}.jsonl"
+
 
 def run_config(
     scenario: str, ncpus: int, variant: Variant, packets_per_pair: int,
@@ -186,23 +256,37 @@ def run_config(
 # ------------------------------------------------------------------ running
 
 
-def run_study(study: Study, jobs: int = 1, progress: Progress | None = None) -> list[Row]:
+def run_study(
+    study: Study, jobs: int = 1, progress: Progress | None = None,
+    journal: Journal | None = None,
+) -> list[Row]:
     """Run ``study`` on ``jobs`` processes; the CSV rows, in grid order.
 
     First the capacity of each (scenario, CPU count): the closed-loop run of the
     classic policy. Then every variant at every load, each sender offering
     ``load * capacity / pairs`` packets/s. ``progress(done, total, what)`` is called
-    after each run.
+    after each run. With a ``journal``, the runs it holds are read back, not run, and
+    each run that finishes is recorded in it.
     """
     baseline = Variant(BASELINE)
     total = study.runs()
     done = 0
+    finished = journal.done if journal is not None else {}
 
-    def report(what: str) -> None:
+    def report(what: str, runs: int = 1) -> None:
         nonlocal done
-        done += 1
-        if progress is not None:
+        done += runs
+        if progress is not None and runs:
             progress(done, total, what)
+
+    def pending(tasks: list[tuple[tuple[Any, ...], Config]]) -> list[tuple[Any, Config]]:
+        todo = [(key, config) for key, config in tasks if key not in finished]
+        if journal is not None:
+            report(f"{len(tasks) - len(todo)} runs read back from {journal.path}",
+                   len(tasks) - len(todo))
+        return todo
+
+    record = journal.record if journal is not None else finished.__setitem__
 
     # Every configuration is built (and validated) before the first run; the biggest
     # go first so that the last runs to finish are short ones.
@@ -210,30 +294,32 @@ def run_study(study: Study, jobs: int = 1, progress: Progress | None = None) -> 
         ((s, n) for s in scenarios.SCALABLE for n in study.ncpus), key=lambda c: -c[1]
     )
     closed = [
-        ((s, n), run_config(s, n, baseline, study.packets_per_pair, None)) for s, n in cells
+        (("capacity", s, n), run_config(s, n, baseline, study.packets_per_pair, None))
+        for s, n in cells
     ]
-    capacity: dict[tuple[str, int], float] = {}
-    for (s, n), result in _map(closed, jobs):
-        capacity[s, n] = result.delivered_pps
+    for (_, s, n), result in _map(pending(closed), jobs):
+        record(("capacity", s, n), result.delivered_pps)
         report(f"{s} ncpus={n} {baseline.label} closed loop (capacity)")
 
     grid = []
+    variants = {v.label: v for v in study.variants}
     for s, n in cells:
-        pairs = n // 2
+        capacity = finished["capacity", s, n]
         for load in study.loads:
-            rate = load * capacity[s, n] / pairs
+            rate = load * capacity / (n // 2)
             for v in study.variants:
                 config = run_config(s, n, v, study.packets_per_pair, rate)
-                grid.append(((s, n, v, load), config))
-    rows = []
-    for (s, n, v, load), result in _map(grid, jobs):
-        rows.append(row(s, n, v, load, capacity[s, n], result))
-        report(f"{s} ncpus={n} {v.label} load={load:g}")
+                grid.append((("run", s, n, v.label, load), config))
+    for (_, s, n, label, load), result in _map(pending(grid), jobs):
+        record(("run", s, n, label, load),
+               row(s, n, variants[label], load, finished["capacity", s, n], result))
+        report(f"{s} ncpus={n} {label} load={load:g}")
 
     order = {
         "scenario": {s: i for i, s in enumerate(scenarios.SCALABLE)},
         "policy": {v.label: i for i, v in enumerate(study.variants)},
     }
+    rows = [finished[key] for key, _ in grid]
     rows.sort(key=lambda r: (order["scenario"][r["scenario"]], r["ncpus"],
                              order["policy"][r["policy"]], r["load"]))
     return rows
@@ -246,11 +332,19 @@ def _simulate(task: tuple[Any, Config]) -> tuple[Any, Result]:
 
 def _map(tasks: Sequence[tuple[Any, Config]], jobs: int) -> Iterator[tuple[Any, Result]]:
     """``(key, result)`` of each ``(key, config)``, in completion order."""
-    if jobs == 1:
+    if jobs == 1 or len(tasks) <= 1:
         yield from map(_simulate, tasks)
         return
-    # spawn: the same behaviour on every OS, and no fork of a process holding threads.
-    with multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks))) as pool:
+    # Ctrl-C reaches the terminal's whole process group, but only this process should
+    # answer it (leaving the pool terminates the workers): they start with SIGINT
+    # ignored, which a spawned interpreter inherits and keeps.
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        # spawn: the same behaviour on every OS, and no fork of a process holding threads.
+        pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks)))
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    with pool:
         yield from pool.imap_unordered(_simulate, tasks)
 
 
@@ -550,11 +644,16 @@ def run(study: Study, out: Path, jobs: int = 1, plots: bool = True,
     ``out``; the files written."""
     if plots:
         require_matplotlib()  # before minutes of runs, not after
-    rows = run_study(study, jobs=jobs, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
+    journal = Journal(out, study)  # also checks that out can be written, before any run
+    try:
+        rows = run_study(study, jobs=jobs, progress=progress, journal=journal)
+    finally:
+        journal.close()
     path = out / "study.csv"
     write_csv(rows, path)
-    return [path, *(plot(rows, out) if plots else [])]
+    paths = [path, *(plot(rows, out) if plots else [])]
+    journal.path.unlink()
+    return paths
 
 
 def _list_type(
@@ -574,8 +673,8 @@ def _list_type(
 
 def _at_least_one(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
+        value = integer(text, "")  # 100k, 1e5
+    except NapikitError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text!r})")
@@ -628,7 +727,11 @@ def main(args: argparse.Namespace) -> int:
         ) if value is not None
     })
     start = time.monotonic()
-    paths = run(study, args.out, jobs=args.jobs, plots=args.plots, progress=progress_bar())
+    try:
+        paths = run(study, args.out, jobs=args.jobs, plots=args.plots, progress=progress_bar())
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the finished runs are kept in {journal_path(args.out, study)}; "
+                                "the same command continues from them") from None
     print(f"napikit study: {study.runs()} runs in {time.monotonic() - start:.0f} s "
           f"on {args.jobs} processes", file=sys.stderr)
     for path in paths:

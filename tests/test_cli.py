@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 import napikit
+from napikit import cli
 from napikit.cli import main
+from napikit.config import Config
+from napikit.plugins import registry
 
 SMALL = ["--packets", "20000"]
+ROOT = Path(__file__).resolve().parent.parent
+#: ``python -m napikit`` running this checkout, whatever the current directory.
+PYTHON_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def interrupt_after(monkeypatch: pytest.MonkeyPatch, runs: int) -> None:
+    """Let ``runs`` simulations of the CLI finish, then the next one gets a Ctrl-C."""
+    real = cli.Simulation.run
+    done = []
+
+    def run(self):
+        if len(done) == runs:
+            raise KeyboardInterrupt
+        done.append(self)
+        return real(self)
+
+    monkeypatch.setattr(cli.Simulation, "run", run)
 
 
 def napikit_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -155,6 +181,15 @@ def test_compare_json_is_keyed_by_scenario_and_label(capsys):
         (["run", "--packets", "many"], "--packets"),
         (["run", "--set", "ncpus"], "--set"),
         (["compare", "--variant", "backlog-threads"], "--variant"),
+        (["run", "--packets", "1.5"], "--packets"),
+        (["run", "--packets", "1e999"], "--packets"),
+        (["run", "--seed", "1e30"], "seed"),
+        (["run", "--set", "duration_ns=1.5ns"], "duration_ns"),
+        (["run", "--set", "drain_ns=2M"], "drain_ns"),
+        (["run", "--set", "workload.rate_pps=fast"], "workload.rate_pps"),
+        (["run", "--set", "kernel.netdev_budget=10ms"], "kernel.netdev_budget"),
+        (["run", "--set", "packets=" + "9" * 5000], "packets"),
+        (["run", "--set", "kernel.flow_limit_cpu_bitmap=0,x"], "kernel.flow_limit_cpu_bitmap"),
     ],
 )
 def test_bad_input_is_one_line_error(capsys, argv, named):
@@ -234,3 +269,168 @@ def test_bad_hotplug_or_cyclictest_is_one_line_exit_2(capsys, argv, field):
     code, out, err = napikit_cli(capsys, "run", *argv, *SMALL)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and field in err
+
+
+# ----------------------------------------------------------------- numbers, units
+
+
+@pytest.mark.parametrize("key, text, value", [
+    ("duration_ns", "10ms", 10_000_000),
+    ("duration_ns", "1.5us", 1_500),
+    ("drain_ns", "3s", 3_000_000_000),
+    ("costs.protocol_rx_ns", "100ns", 100),
+    ("costs.protocol_rx_ns", "2e3", 2_000),
+    ("packets", "1e7", 10_000_000),
+    ("packets", "1.5M", 1_500_000),
+    ("packets", "2k", 2_000),
+    ("kernel.netdev_budget_usecs", "none", None),
+    ("workload.rate_pps", "1.5M", 1_500_000.0),
+])
+def test_values_take_units_and_float_notation(key, text, value):
+    """`--set` turns unit suffixes and float notation into the field's exact value."""
+    config = cli.apply_overrides(Config(), [(key, text)])
+    section, _, name = key.rpartition(".")
+    owner = {"": config, "kernel": config.kernel, "costs": config.costs,
+             "workload": config.workloads[0]}[section]
+    assert getattr(owner, name) == value
+    assert type(getattr(owner, name)) is type(value)
+
+
+def test_count_flags_take_float_notation():
+    """`--packets 1e7` and `--seed 2k` are the integers they write."""
+    args = cli.build_parser().parse_args(["run", "--packets", "1e7", "--seed", "2k"])
+    assert (args.packets, args.seed) == (10_000_000, 2_000)
+
+
+def test_hotplug_and_cyclictest_times_take_units():
+    """`--hotplug 1.5ms:1:offline` and `--cyclictest 1:100us:90` are in ns."""
+    assert cli._hotplug("1.5ms:1:offline") == napikit.CpuHotplug(
+        time_ns=1_500_000, cpu=1, online=False)
+    assert cli._cyclictest("1:100us:90") == napikit.Cyclictest(
+        cpu=1, period_ns=100_000, priority=90)
+
+
+def test_not_integral_time_names_field_and_units(capsys):
+    """`1.5ns` for a time field says what a time may be written as."""
+    err = napikit_cli(capsys, "run", "--set", "duration_ns=1.5ns")[2]
+    assert err == f"napikit: error: duration_ns: must be {cli.TIME} (got '1.5ns')\n"
+
+
+def test_unexpected_value_error_while_configuring_is_one_line(monkeypatch, capsys):
+    """A ValueError or OverflowError no validator caught is still one line, exit 2."""
+    def overflow(*args, **kwargs):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(cli, "Simulation", overflow)
+    code, out, err = napikit_cli(capsys, "run", *SMALL)
+    assert (code, out) == (2, "")
+    assert err == "napikit: error: invalid input: Python int too large to convert to C long\n"
+
+
+# ----------------------------------------------------------------- Ctrl-C, pipes
+
+
+def test_interrupted_run_is_one_line_status_130(monkeypatch, capsys):
+    """Ctrl-C during a run: `napikit: interrupted` on stderr, status 130, no output."""
+    interrupt_after(monkeypatch, 0)
+    assert napikit_cli(capsys, "run", *SMALL) == (130, "", "napikit: interrupted\n")
+
+
+def test_interrupted_compare_prints_the_rows_done(monkeypatch, capsys):
+    """Ctrl-C during `compare` still prints the rows that finished."""
+    interrupt_after(monkeypatch, 2)
+    code, out, err = napikit_cli(capsys, "compare", "--scenario", "seed-lo", "--scenario",
+                                 "seed-rps", "--policy", "softirq-ipi", "--policy", "ksoftirqd",
+                                 *SMALL)
+    assert (code, err) == (130, "napikit: interrupted\n")
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
+    assert out.startswith("seed-lo (") and "seed-rps" not in out
+    assert rows == ["softirq-ipi", "ksoftirqd"]
+
+
+def _interrupt(command: list[str], wait: float) -> tuple[subprocess.Popen, float, str]:
+    """Start ``command``, send SIGINT after ``wait`` s; the process, the seconds it took
+    to end after the signal (killed after 10 s), and its stderr."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=PYTHON_ENV)
+    time.sleep(wait)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    try:
+        err = proc.communicate(timeout=10)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        err = proc.communicate()[1]
+    return proc, time.monotonic() - start, err
+
+
+def test_sigint_stops_a_long_run_within_a_second():
+    """SIGINT ends a 10**12-packet run within 1 s: status 130, one stderr line.
+
+    Needs the core to check for signals while it simulates.
+    """
+    proc, took, err = _interrupt(
+        [sys.executable, "-m", "napikit", "run", "--packets", "1000000000000"], wait=1.5)
+    assert (proc.returncode, err) == (130, "napikit: interrupted\n")
+    assert took < 1
+
+
+def test_sigint_reaches_the_cli_as_one_line():
+    """A real SIGINT while a (stand-in, Python-level) run waits is one line, status 130."""
+    script = ("import time, napikit.cli as c; c.Simulation.run = lambda self: time.sleep(60); "
+              "raise SystemExit(c.main(['run']))")
+    proc, took, err = _interrupt([sys.executable, "-c", script], wait=1.5)
+    assert (proc.returncode, err) == (130, "napikit: interrupted\n")
+    assert took < 1
+
+
+def test_closed_stdout_is_quiet_status_141():
+    """`napikit run | head -1`: a reader gone before the output is no traceback."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone: every write fails with EPIPE
+    proc = subprocess.run([sys.executable, "-m", "napikit", "run", *SMALL], stdout=write,
+                          stderr=subprocess.PIPE, text=True, env=PYTHON_ENV, timeout=60,
+                          check=False)
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
+# ----------------------------------------------------------------- docs quote the CLI
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _quoted_errors() -> list[tuple[str, str, str]]:
+    """``(doc, command, line)``: in a fenced block, each ``napikit: ...`` line after a
+    ``$ napikit ...`` line is what that command prints on stderr."""
+    quotes = []
+    for doc in DOCS:
+        fenced, command = False, None
+        for line in doc.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("```"):
+                fenced, command = not fenced, None
+            elif fenced and line.startswith("$ napikit "):
+                command = line[2:]
+            elif fenced and command and line.startswith("napikit: "):
+                quotes.append((doc.name, command, line))
+    return quotes
+
+
+@pytest.mark.parametrize("doc, command, line", _quoted_errors())
+def test_docs_quote_the_cli_error_texts(doc, command, line, capsys):
+    """An error text the docs quote is what its command prints, with status 2."""
+    argv = shlex.split(command)[1:]
+    policy = argv[argv.index("--policy") + 1] if "--policy" in argv else None
+    if policy is not None and policy not in registry().names():
+        pytest.skip(f"{doc}: policy {policy!r} is not installed")
+    code, _, err = napikit_cli(capsys, *argv)
+    assert (code, err) == (2, line + "\n")
+
+
+def test_docs_quote_error_texts_only_where_they_are_checked():
+    """Every concrete `napikit: error: ...` text in the docs is a checked quote."""
+    checked = {line for _, _, line in _quoted_errors()}
+    for doc in DOCS:
+        for text in re.findall(r"napikit: error: [^`\n]*", doc.read_text()):
+            assert text == "napikit: error: ..." or text in checked, (doc.name, text)

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import attrs
@@ -18,6 +22,7 @@ import napikit
 from napikit import cli, scenarios, study
 from napikit.errors import ConfigError, NapikitError
 from napikit.plugins import registry
+from napikit.simulation import simulate as simulate_for_real
 
 PACKETS_PER_PAIR = 3_000
 LOADS = (0.75, 1.5)
@@ -183,3 +188,127 @@ def test_cli_rejects_a_bad_option_in_one_line(option, value, tmp_path, capsys):
 def test_study_rejects_a_bad_grid(changes):
     with pytest.raises(ConfigError, match=next(iter(changes))):
         study.Study(**changes)
+
+
+# ----------------------------------------------------------------- long work, nothing lost
+
+
+def simulations(monkeypatch, limit: int | None = None) -> list[napikit.Config]:
+    """The configs the study simulates from now on, in order; with ``limit``, the run
+    after the first ``limit`` gets a Ctrl-C."""
+    calls: list[napikit.Config] = []
+
+    def simulate(config):
+        if len(calls) == limit:
+            raise KeyboardInterrupt
+        calls.append(config)
+        return simulate_for_real(config)
+
+    monkeypatch.setattr(study, "simulate", simulate)
+    return calls
+
+
+@pytest.mark.parametrize("out", ["/etc/passwd/x", "/etc/passwd", "/proc/napikit"])
+def test_an_unwritable_out_fails_before_any_run(out, monkeypatch, capsys):
+    """`--out` on a path that cannot be a writable directory is one line, exit 2."""
+    calls = simulations(monkeypatch)
+    assert cli.main(["study", "--quick", "--no-plots", "--jobs", "1", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"napikit: error: --out: must be a directory napikit can write "
+                          f"to (got {out!r}: ")
+    assert err.count("\n") == 1
+    assert calls == []
+
+
+def test_an_interrupted_study_continues_where_it_stopped(quick, tmp_path, monkeypatch):
+    """Rerun after a Ctrl-C, a study runs only what was left, and writes the files of a
+    study never interrupted."""
+    out = tmp_path / "out"
+    interrupted = simulations(monkeypatch, limit=10)  # the capacities and 7 grid runs
+    with pytest.raises(KeyboardInterrupt):
+        study.run(QUICK, out, jobs=1)
+    assert not (out / "study.csv").exists()
+    rerun = simulations(monkeypatch)
+    study.run(QUICK, out, jobs=1)
+    assert len(interrupted) + len(rerun) == QUICK.runs()
+    assert set(rerun).isdisjoint(interrupted)
+    for name in ("study.csv", *study.PLOTS):
+        assert (out / name).read_bytes() == (quick / name).read_bytes(), name
+
+
+def test_another_studys_runs_are_not_mixed_in(tmp_path, monkeypatch):
+    """A journal of other options in the same directory is not read back."""
+    out = tmp_path / "out"
+    simulations(monkeypatch, limit=5)
+    with pytest.raises(KeyboardInterrupt):
+        study.run(QUICK, out, jobs=1, plots=False)
+    other = attrs.evolve(QUICK, loads=(0.5,))
+    calls = simulations(monkeypatch)
+    study.run(other, out, jobs=1, plots=False)
+    assert len(calls) == other.runs()
+
+
+def test_a_torn_last_line_is_run_again(tmp_path, monkeypatch):
+    """A run whose journal line a kill cut short is run again, and only that one."""
+    out = tmp_path / "out"
+    simulations(monkeypatch, limit=5)
+    with pytest.raises(KeyboardInterrupt):
+        study.run(QUICK, out, jobs=1, plots=False)
+    journal = study.journal_path(out, QUICK)
+    text = journal.read_text()
+    journal.write_text(text[: text.rindex("\n", 0, -1) + 10])  # 10 bytes of the 5th line
+    calls = simulations(monkeypatch)
+    study.run(QUICK, out, jobs=1, plots=False)
+    assert len(calls) == QUICK.runs() - 4
+
+
+def test_a_finished_study_leaves_no_journal(quick):
+    """Once its files are written, the study's journal is gone."""
+    assert sorted(p.name for p in quick.iterdir()) == sorted(["study.csv", *study.PLOTS])
+
+
+def _session(sid: int) -> list[str]:
+    """The states of the live (not zombie) processes of session ``sid``."""
+    states = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            states.append(fields[0])
+    return states
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_stops_a_parallel_study_and_its_workers(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group) ends `study --jobs 2` within 1 s, in
+    one line, status 130, and no worker outlives it."""
+    command = [sys.executable, "-m", "napikit", "study", "--no-plots", "--jobs", "2",
+               "--ncpus", "2", "--loads", "1", "--packets-per-pair", "1e9",
+               "--out", str(tmp_path / "out")]
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    # Started: the parent, the resource tracker and both workers are alive.
+    while len(_session(proc.pid)) < 4 and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the workers import napikit and start simulating
+    os.killpg(proc.pid, signal.SIGINT)
+    start = time.monotonic()
+    try:
+        err = proc.communicate(timeout=10)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        err = proc.communicate()[1]
+    took = time.monotonic() - start
+    assert proc.returncode == 130
+    assert err.startswith("napikit: interrupted: the finished runs are kept in ")
+    assert err.count("\n") == 1
+    assert took < 1
+    deadline = time.monotonic() + 5  # the resource tracker sees its parent gone
+    while _session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _session(proc.pid) == []
