@@ -233,12 +233,12 @@ _STEP_NS = 1_000
 def _decide(policy: PolicyUnderTest, decision: CompiledPolicy,
             call: BacklogCall | SoftirqCall) -> int:
     """The decision for ``call``; an exception fails the test naming the hook and call."""
-    if isinstance(call, BacklogCall):
-        hook, decide = "napikit_backlog_schedule", decision.decide_backlog_schedule
-    else:
-        hook, decide = "napikit_softirq_from_hardirq", decision.decide_softirq_from_hardirq
     try:
-        return decide(*call)
+        if isinstance(call, BacklogCall):
+            hook = "napikit_backlog_schedule"
+            return decision.decide_backlog_schedule(*call)
+        hook = "napikit_softirq_from_hardirq"
+        return decision.decide_softirq_from_hardirq(*call)
     except Exception as e:
         raise AssertionError(
             f"{policy.label}, hook {hook}: raised {type(e).__name__}: {e} at {call}"
