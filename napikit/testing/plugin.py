@@ -9,7 +9,8 @@ a policy that is not installed).
 
 pytest loads this plugin in every run where napikit is installed, so it imports
 without hypothesis (and matplotlib): only the suite needs hypothesis, and asking for it
-without hypothesis ends the session with a one-line usage error.
+without hypothesis ends the session with a one-line usage error. Where hypothesis is
+installed, napikit's profiles (:mod:`napikit.testing.profiles`) are registered.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from napikit.errors import NapikitError
 from napikit.testing import PolicyUnderTest
 
 try:
-    import hypothesis  # noqa: F401
+    # Registered before hypothesis' own plugin loads --hypothesis-profile.
+    import napikit.testing.profiles  # noqa: F401
 except ImportError:
     HYPOTHESIS = False
 else:
