@@ -16,9 +16,19 @@ from pathlib import Path
 
 import pytest
 
+import napikit
 from napikit.testing import plugin
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(*paths: Path, **changes: str) -> dict[str, str]:
+    """This environment, with the napikit this session imported (and ``paths``) first on
+    the child's path: run with -P, a child started in the checkout would otherwise
+    import the checkout's napikit/, uncompiled unless built in place."""
+    path = [str(p) for p in (*paths, Path(napikit.__file__).parent.parent)]
+    return {**os.environ, **changes,
+            "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")])}
 
 #: Runs pytest with hypothesis and matplotlib unimportable, as in a project that has
 #: napikit but not its test extra. A finder, not None in sys.modules: pytest itself
@@ -40,11 +50,11 @@ sys.exit(pytest.main(["-p", "no:hypothesispytest", *sys.argv[1:]]))
 
 def _pytest(cwd: Path, *args: str, wrapper: str | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", wrapper] if wrapper else [sys.executable, "-m", "pytest"]
+    command = ["-c", wrapper] if wrapper else ["-m", "pytest"]
     return subprocess.run(
-        [*command, "-p", "no:cacheprovider", "--rootdir", str(cwd), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
-        env={**os.environ, **(env or {})},
+        [sys.executable, "-P", *command, "-p", "no:cacheprovider", "--rootdir", str(cwd),
+         *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300, env=_env(**(env or {})),
     )
 
 
@@ -148,11 +158,10 @@ def pytest_collection_modifyitems(items):
 def _counts(tmp_path: Path, profile: str) -> dict[str, int]:
     (tmp_path / "show_counts.py").write_text(_SHOW_COUNTS)
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "show_counts",
+        [sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", "-p", "show_counts",
          "--collect-only", "-q", "--napikit-policy", "softirq-ipi", "tests"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "HYPOTHESIS_PROFILE": profile,
-             "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+        env=_env(tmp_path, HYPOTHESIS_PROFILE=profile),
     )
     assert r.returncode == 0, r.stdout + r.stderr
     counts = {}
