@@ -1,4 +1,4 @@
-"""PERF-A, napikit's speed and memory yardstick (``shared/scenarios.md``, PERF-A).
+"""PERF-A, napikit's speed and memory yardstick (scenario ``perf-a``, ``napikit/scenarios.py``).
 
 Speed: simulated packets per wall-second of a whole run, ``Simulation(config).run()``
 (policy resolution, the event loop and building the Result), best of ``--repeat``
