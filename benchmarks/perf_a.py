@@ -1,4 +1,4 @@
-"""PERF-A, napikit's speed and memory yardstick (``shared/scenarios.md``, PERF-A).
+"""PERF-A, napikit's speed and memory yardstick (scenario ``perf-a``, ``napikit/scenarios.py``).
 
 Speed: simulated packets per wall-second of a whole run, ``Simulation(config).run()``
 (policy resolution, the event loop and building the Result), best of ``--repeat``
@@ -114,9 +114,11 @@ def measure_speed(policies: list[str], packets: int, repeat: int) -> list[Speed]
 
 def measure_memory(packets: int) -> Memory:
     """Peak RSS of one softirq-ipi PERF-A run of ``packets`` in a fresh interpreter."""
+    # -P: "-c" would put the working directory first on sys.path, and from the checkout
+    # root its uncompiled napikit/ would shadow the napikit this process imported.
     out = subprocess.run(
         [sys.executable, "-c", _LAUNCHER,
-         sys.executable, "-c", _MEMORY_CHILD, str(packets), BASELINE],
+         sys.executable, "-P", "-c", _MEMORY_CHILD, str(packets), BASELINE],
         check=True, stdout=subprocess.PIPE, text=True,
     ).stdout
     floor, peak = (int(v) for v in out.split())

@@ -1,8 +1,9 @@
 """The cost of writing a policy in Python: a pure-Python softirq-ipi against the compiled one.
 
-Both run PERF-A (``shared/scenarios.md``) in this process; the compiled policy is the
-baseline. The script checks that both give the same result (the JSON without the
-policy's name) and prints simulated packets per wall-second of each whole run
+Both run PERF-A (scenario ``perf-a``, ``napikit/scenarios.py``) in this process; the
+compiled policy is the baseline. The script checks that both give the same result
+(the JSON without the policy's name) and prints simulated packets per wall-second of
+each whole run
 (``Simulation(config).run()``), the decisions the Python hooks took, and the slowdown
 factor; the target is at most 3x.
 

@@ -12,35 +12,22 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import napikit
 import napikit.plugins
 import napikit.scenarios
+import napikit.testing.profiles  # registers napikit's hypothesis profiles
 from napikit import Config
 from napikit.testing import strategies
 
 # ----------------------------------------------------------------- hypothesis profiles
 
-#: The default profile is deterministic (same examples every run, no example database)
-#: so the suite passes or fails the same way everywhere; "napikit-long" hunts wider.
-#: Select one with HYPOTHESIS_PROFILE (tox passes it through).
-settings.register_profile(
-    "napikit",
-    max_examples=50,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "napikit-long",
-    parent=settings.get_profile("napikit"),
-    max_examples=500,
-    derandomize=False,
-)
+#: napikit.testing.profiles registers "napikit" (deterministic: the same examples every
+#: run, no example database), the default here, and "napikit-long" (ten times the
+#: examples, randomized). Select one with HYPOTHESIS_PROFILE (tox passes it through).
+#: Loaded here, before any test module is decorated, so examples(n) scales with it.
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "napikit"))
 
 # ----------------------------------------------------------------- policies

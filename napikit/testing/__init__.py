@@ -22,23 +22,28 @@ The suite runs the engine's invariants over hypothesis-generated configurations
 (:mod:`napikit.testing.strategies`) and checks the decision hooks' contract. What a
 policy declares in ``unsupported=`` (:data:`napikit.plugins.FEATURES`) is never
 generated, and the checks dedicated to it skip with the reason.
+
+This package imports without hypothesis (the plugin loads in every pytest run where
+napikit is installed); the suite, the strategies and :mod:`napikit.testing.profiles`
+need it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import pytest
 from attrs import field, frozen
-from hypothesis import strategies as st
 
 from napikit import Config, Result, Simulation
 from napikit.decision import CompiledPolicy
 from napikit.errors import ConfigError, PolicyError
 from napikit.plugins import FEATURES, PolicySpec, registry
-from napikit.testing.strategies import supported_configs
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 __all__ = ["PolicyUnderTest"]
 
@@ -91,6 +96,8 @@ class PolicyUnderTest:
     ) -> st.SearchStrategy[Config]:
         """Whole runs under this policy that use only features it supports (and
         ``require``, when given)."""
+        from napikit.testing.strategies import supported_configs
+
         return supported_configs(
             {"policy": self.name, "policy_options": dict(self.options)},
             self.spec.unsupported, require, max_packets,

@@ -6,6 +6,11 @@
 module that imports the suite. Fixtures: ``napikit_policy`` (a
 :class:`~napikit.testing.PolicyUnderTest`) and ``napikit_plugins`` (override it to test
 a policy that is not installed).
+
+pytest loads this plugin in every run where napikit is installed, so it imports
+without hypothesis (and matplotlib): only the suite needs hypothesis, and asking for it
+without hypothesis ends the session with a one-line usage error. Where hypothesis is
+installed, napikit's profiles (:mod:`napikit.testing.profiles`) are registered.
 """
 
 from __future__ import annotations
@@ -19,6 +24,14 @@ import pytest
 from napikit.cli import option_assignment
 from napikit.errors import NapikitError
 from napikit.testing import PolicyUnderTest
+
+try:
+    # Registered before hypothesis' own plugin loads --hypothesis-profile.
+    import napikit.testing.profiles  # noqa: F401
+except ImportError:
+    HYPOTHESIS = False
+else:
+    HYPOTHESIS = True
 
 #: The suite's file, collected whenever ``--napikit-policy`` is given.
 SUITE = Path(__file__).with_name("suite.py")
@@ -39,6 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("napikit_policy"):
+        if not HYPOTHESIS:
+            raise pytest.UsageError(
+                "napikit conformance: the suite needs hypothesis "
+                "(pip install 'napikit[test]')"
+            )
         config.args.append(str(SUITE))
 
 

@@ -25,6 +25,7 @@ from napikit import Action, Result, SoftirqAction
 from napikit.decision import CompiledPolicy
 from napikit.plugins import FEATURES
 from napikit.testing import PolicyUnderTest
+from napikit.testing.profiles import examples
 
 __all__ = [
     "test_backlog_decision_is_an_action",
@@ -45,9 +46,10 @@ __all__ = [
     "test_thread_kick_needs_backlog_threads",
 ]
 
-#: Deterministic (derandomized, no example database), whatever profile is loaded.
+#: Deterministic (derandomized, no example database), whatever profile is loaded; the
+#: count scales with it (50 under napikit's default profile).
 _RUNS = settings(
-    max_examples=50,
+    max_examples=examples(50),
     deadline=None,
     derandomize=True,
     database=None,
@@ -173,7 +175,7 @@ def test_drained_run_leaves_no_backlog_unpolled(
     _check_no_backlog_unpolled(napikit_policy, _run(napikit_policy, data))
 
 
-@settings(_RUNS, max_examples=20)
+@settings(_RUNS, max_examples=examples(20))
 @given(data=st.data())
 def test_same_config_twice_gives_identical_json(
     napikit_policy: PolicyUnderTest, data: st.DataObject
@@ -233,12 +235,12 @@ _STEP_NS = 1_000
 def _decide(policy: PolicyUnderTest, decision: CompiledPolicy,
             call: BacklogCall | SoftirqCall) -> int:
     """The decision for ``call``; an exception fails the test naming the hook and call."""
-    if isinstance(call, BacklogCall):
-        hook, decide = "napikit_backlog_schedule", decision.decide_backlog_schedule
-    else:
-        hook, decide = "napikit_softirq_from_hardirq", decision.decide_softirq_from_hardirq
     try:
-        return decide(*call)
+        if isinstance(call, BacklogCall):
+            hook = "napikit_backlog_schedule"
+            return decision.decide_backlog_schedule(*call)
+        hook = "napikit_softirq_from_hardirq"
+        return decision.decide_softirq_from_hardirq(*call)
     except Exception as e:
         raise AssertionError(
             f"{policy.label}, hook {hook}: raised {type(e).__name__}: {e} at {call}"

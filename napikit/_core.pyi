@@ -1,0 +1,23 @@
+"""Type stub of napikit/_core.pyx (compiled): the simulation core."""
+
+from typing import Any
+
+from napikit.config import Config
+from napikit.decision import CompiledPolicy
+
+#: CPU time buckets, task kinds and task states as results name them.
+BUCKET_NAMES: tuple[str, ...]
+TASK_KINDS: tuple[str, ...]
+TASK_STATES: tuple[str, ...]
+
+class Sim:
+    """One run of the model: build it, call :meth:`run` once, read :meth:`raw_results`."""
+
+    #: The policy fault that ended the run (a dict), else ``None``.
+    @property
+    def fault(self) -> dict[str, Any] | None: ...
+    def __init__(self, config: Config, policy: CompiledPolicy) -> None: ...
+    def run(self) -> dict[str, Any] | None:
+        """Run to the end; ``None``, or the fault if the policy misbehaved."""
+    def raw_results(self) -> dict[str, Any]:
+        """Counters, per-CPU rows and histograms as plain Python values."""
