@@ -2,7 +2,7 @@
 
 Everything a result depends on lives here, so a result's ``config`` (see
 :meth:`Config.to_dict`) is enough to rerun it. Defaults are the kernel's
-(``../shared/design/kernel-model.md`` B.8); costs are the documented starting points of
+(``docs/kernel-model.md`` B.8); costs are the documented starting points of
 A.5 and B.9. Every invalid value raises :class:`~napikit.errors.ConfigError` naming the
 field and the values allowed.
 """

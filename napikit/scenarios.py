@@ -1,4 +1,4 @@
-"""The named reference scenarios of ``shared/scenarios.md``, ready to run.
+"""The named reference scenarios (PERF-A, SEED-LO, ...), ready to run.
 
 Each is a :class:`Scenario` holding a complete :class:`~napikit.config.Config`; the
 policy is the run's to choose (``scenario.config.evolve(policy=...)``).
@@ -122,7 +122,7 @@ def at_ncpus(name: str, ncpus: int) -> Config:
 
 
 def names() -> list[str]:
-    """The scenario names, in the order of ``shared/scenarios.md``."""
+    """The scenario names, in the order of the reference list."""
     return list(SCENARIOS)
 
 

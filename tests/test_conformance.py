@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from napikit import Config, LoopbackUdp, NicIrq
 from napikit.plugins import FEATURES
 from napikit.testing import PolicyUnderTest, strategies, suite
+from napikit.testing.profiles import examples
 from napikit.testing.suite import *  # noqa: F401,F403
 
 pytest_plugins = ["pytester"]
@@ -52,7 +53,7 @@ def _uses(config: Config, feature: str) -> bool:
 
 
 @pytest.mark.parametrize("feature", sorted(FEATURES))
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(data=st.data())
 def test_unsupported_feature_is_never_generated(feature, data):
     """A policy's configurations never use a feature it declares unsupported."""
@@ -61,7 +62,7 @@ def test_unsupported_feature_is_never_generated(feature, data):
 
 
 @pytest.mark.parametrize("feature", sorted(FEATURES))
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(data=st.data())
 def test_required_feature_is_always_generated(feature, data):
     """Configurations for a feature's own check always use that feature."""

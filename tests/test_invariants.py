@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import napikit
 from napikit import Config, LoopbackUdp, NicIrq
+from napikit.testing.profiles import examples
 
 
 def _traffic(config: Config) -> list[LoopbackUdp | NicIrq]:
@@ -162,7 +163,7 @@ def test_drained_run_leaves_no_backlog_unpolled(configs, policy, run, data):
 # ----------------------------------------------------------------- determinism
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(data=st.data())
 def test_same_config_twice_gives_identical_json(configs, policy, run, data):
     """A run is a function of its configuration and seed: byte-identical JSON."""

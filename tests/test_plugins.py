@@ -21,6 +21,7 @@ from napikit import (
     SoftirqAction,
     hookimpl,
 )
+from napikit.testing.profiles import examples
 
 SHIPPED = ("softirq-ipi", "ksoftirqd", "backlog-threads")
 
@@ -240,7 +241,7 @@ PYTHON_TWINS = [
 @pytest.mark.parametrize("name, options, twin", PYTHON_TWINS,
                          ids=["softirq-ipi", "ksoftirqd", "backlog-threads",
                               "backlog-threads-nofast"])
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(data=st.data())
 def test_python_twin_matches_compiled_policy_on_fuzzed_configs(configs, with_policy, run,
                                                                name, options, twin, data):

@@ -1,4 +1,4 @@
-"""The named reference scenarios (shared/scenarios.md): their configuration as
+"""The named reference scenarios (napikit/scenarios.py): their configuration as
 documented, their expected shapes, and every policy running each of them cleanly."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The conformance kit's pytest plugin (entry point ``pytest11``, name ``napikit``).
 
 ``--napikit-policy NAME`` selects the policy and adds the suite to the collection;
-``--napikit-option KEY=VALUE`` sets its options (values parsed as ``napikit run
---option`` does). Without the option, ``NAPIKIT_POLICY`` names the policy for a test
-module that imports the suite. Fixtures: ``napikit_policy`` (a
-:class:`~napikit.testing.PolicyUnderTest`) and ``napikit_plugins`` (override it to test
-a policy that is not installed).
+``--napikit-option KEY=VALUE`` sets its options (values parsed by
+:func:`napikit.cli.option_assignment`: true/false, none, int, float or text). Without
+the option, ``NAPIKIT_POLICY`` names the policy for a test module that imports the
+suite. Fixtures: ``napikit_policy`` (a :class:`~napikit.testing.PolicyUnderTest`) and
+``napikit_plugins`` (override it to test a policy that is not installed).
 
 pytest loads this plugin in every run where napikit is installed, so it imports
 without hypothesis (and matplotlib): only the suite needs hypothesis, and asking for it
