@@ -7,6 +7,7 @@ hard-codes an outcome of the model, and none measures wall time.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,31 @@ def policy(request) -> dict[str, Any]:
 def zero_costs() -> napikit.CostModel:
     """A cost model in which everything is free."""
     return ZERO_COSTS
+
+
+# ----------------------------------------------------------------- child processes
+
+
+@attrs.frozen
+class Child:
+    """How a test starts ``python -m napikit`` in a child process that imports the napikit
+    this session imported. ``-P`` keeps the current directory off the child's path: in a
+    checkout it holds napikit/ uncompiled (tox installs a built wheel instead)."""
+
+    python: list[str]
+    env: dict[str, str]
+
+    def napikit(self, *args: str) -> list[str]:
+        """The command line of ``napikit ARGS``."""
+        return [*self.python, "-m", "napikit", *args]
+
+
+@pytest.fixture(scope="session")
+def child() -> Child:
+    """A :class:`Child` for this session's napikit."""
+    parent = os.path.dirname(os.path.dirname(napikit.__file__))
+    path = os.pathsep.join([parent, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return Child(python=[sys.executable, "-P"], env={**os.environ, "PYTHONPATH": path})
 
 
 # ----------------------------------------------------------------- runs

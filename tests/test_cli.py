@@ -23,9 +23,6 @@ from napikit.plugins import registry
 
 SMALL = ["--packets", "20000"]
 ROOT = Path(__file__).resolve().parent.parent
-#: ``python -m napikit`` running this checkout, whatever the current directory.
-PYTHON_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
-    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, runs: int) -> None:
@@ -348,11 +345,12 @@ def test_interrupted_compare_prints_the_rows_done(monkeypatch, capsys):
     assert rows == ["softirq-ipi", "ksoftirqd"]
 
 
-def _interrupt(command: list[str], wait: float) -> tuple[subprocess.Popen, float, str]:
+def _interrupt(command: list[str], env: dict[str, str],
+               wait: float) -> tuple[subprocess.Popen, float, str]:
     """Start ``command``, send SIGINT after ``wait`` s; the process, the seconds it took
     to end after the signal (killed after 10 s), and its stderr."""
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=PYTHON_ENV)
+                            text=True, env=env)
     time.sleep(wait)
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
@@ -364,32 +362,32 @@ def _interrupt(command: list[str], wait: float) -> tuple[subprocess.Popen, float
     return proc, time.monotonic() - start, err
 
 
-def test_sigint_stops_a_long_run_within_a_second():
+def test_sigint_stops_a_long_run_within_a_second(child):
     """SIGINT ends a 10**12-packet run within 1 s: status 130, one stderr line.
 
     Needs the core to check for signals while it simulates.
     """
-    proc, took, err = _interrupt(
-        [sys.executable, "-m", "napikit", "run", "--packets", "1000000000000"], wait=1.5)
+    proc, took, err = _interrupt(child.napikit("run", "--packets", "1000000000000"),
+                                 child.env, wait=1.5)
     assert (proc.returncode, err) == (130, "napikit: interrupted\n")
     assert took < 1
 
 
-def test_sigint_reaches_the_cli_as_one_line():
+def test_sigint_reaches_the_cli_as_one_line(child):
     """A real SIGINT while a (stand-in, Python-level) run waits is one line, status 130."""
     script = ("import time, napikit.cli as c; c.Simulation.run = lambda self: time.sleep(60); "
               "raise SystemExit(c.main(['run']))")
-    proc, took, err = _interrupt([sys.executable, "-c", script], wait=1.5)
+    proc, took, err = _interrupt([*child.python, "-c", script], child.env, wait=1.5)
     assert (proc.returncode, err) == (130, "napikit: interrupted\n")
     assert took < 1
 
 
-def test_closed_stdout_is_quiet_status_141():
+def test_closed_stdout_is_quiet_status_141(child):
     """`napikit run | head -1`: a reader gone before the output is no traceback."""
     read, write = os.pipe()
     os.close(read)  # the reader is gone: every write fails with EPIPE
-    proc = subprocess.run([sys.executable, "-m", "napikit", "run", *SMALL], stdout=write,
-                          stderr=subprocess.PIPE, text=True, env=PYTHON_ENV, timeout=60,
+    proc = subprocess.run(child.napikit("run", *SMALL), stdout=write,
+                          stderr=subprocess.PIPE, text=True, env=child.env, timeout=60,
                           check=False)
     os.close(write)
     assert (proc.returncode, proc.stderr) == (141, "")

@@ -281,17 +281,14 @@ def _session(sid: int) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-def test_ctrl_c_stops_a_parallel_study_and_its_workers(tmp_path):
+def test_ctrl_c_stops_a_parallel_study_and_its_workers(tmp_path, child):
     """Ctrl-C (SIGINT to the whole process group) ends `study --jobs 2` within 1 s, in
     one line, status 130, and no worker outlives it."""
-    command = [sys.executable, "-m", "napikit", "study", "--no-plots", "--jobs", "2",
-               "--ncpus", "2", "--loads", "1", "--packets-per-pair", "1e9",
-               "--out", str(tmp_path / "out")]
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    command = child.napikit("study", "--no-plots", "--jobs", "2", "--ncpus", "2",
+                            "--loads", "1", "--packets-per-pair", "1e9",
+                            "--out", str(tmp_path / "out"))
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=env, start_new_session=True)
+                            text=True, env=child.env, start_new_session=True)
     # Started: the parent, the resource tracker and both workers are alive.
     while len(_session(proc.pid)) < 4 and proc.poll() is None:
         time.sleep(0.1)
