@@ -3,7 +3,7 @@
 # per packet, per task or per event.
 
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from libc.math cimport log, pow
 
 ctypedef long long i64
@@ -63,11 +63,27 @@ cdef struct Packet:
     int sock          # receiving socket, -1 for NIC traffic (done at protocol receive)
     int next_free
 
-cdef struct Ring:     # FIFO of packet indices (sk_buff_head)
+cdef struct Ring:     # FIFO of packet indices (sk_buff_head); grows when full
     int* buf
-    int mask
+    u32 mask          # capacity - 1 (a power of two minus one), at most RING_MASK_MAX
     u32 head
     u32 tail
+
+cdef enum:
+    RING_MIN = 16             # slots a ring starts with
+    RING_MASK_MAX = 0x7fffffff  # 2**31 slots: more than the packet pool can hold
+    PKT_POOL_MIN = 1024       # packets the pool starts with
+    PKT_POOL_MAX = 0x7fffffff # packet indices are int
+
+# What an allocation that failed was for (Sim.nomem_what).
+cdef enum:
+    NOMEM_PACKETS = 1
+    NOMEM_EVENTS = 2
+    NOMEM_BACKLOG = 3
+    NOMEM_SOCKET = 4
+    NOMEM_NIC_RING = 5
+    NOMEM_RPS_IPI = 6
+    NOMEM_FLOW_LIMIT = 7
 
 # ---------------------------------------------------------------- tasks
 cdef enum:
@@ -129,8 +145,9 @@ cdef struct Softnet:          # struct softnet_data
     int on_poll_list          # backlog on this CPU's poll_list (the only NAPI it can hold)
     int in_net_rx_action
     int in_napi_threaded_poll
-    int* rps_ipi_list         # CPUs awaiting an IPI from this one (LIFO)
+    int* rps_ipi_list         # CPUs awaiting an IPI from this one (LIFO); grows
     int rps_ipi_n
+    int rps_ipi_cap
     i64 processed
     i64 dropped
     i64 time_squeeze
@@ -144,9 +161,10 @@ cdef struct Softnet:          # struct softnet_data
     i64 polled_at             # when process_backlog last began
     int sched_by              # CPU whose decision scheduled it
     int sched_action          # and what that decision was
+    int fl_on                 # this CPU has a flow-limit table (flow_limit_cpu_bitmap)
     int* fl_history           # skb_flow_limit: FLOW_LIMIT_HISTORY ring
     int fl_head
-    int* fl_buckets           # NULL: no flow-limit table on this CPU
+    int* fl_buckets           # the table, allocated when first used (NULL until then)
     int fl_log_buckets
 
 cdef struct Cpu:
