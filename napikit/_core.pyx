@@ -86,6 +86,7 @@ cdef class Sim:
     cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
+    cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
     cdef CompiledPolicy policy
     # state
     cdef i64 now
@@ -215,6 +216,7 @@ cdef class Sim:
         self.c_wakeup_latency = c.wakeup_latency_ns
         self.c_softirq_entry = c.softirq_entry_ns
         self.c_hrtimer_irq = c.hrtimer_irq_ns
+        self.rx_n_max = min(T_NEVER // c.protocol_rx_ns, 2**31 - 1) if c.protocol_rx_ns else 2**31 - 1
         rng_seed(self.rng, config.seed)
 
         self.now = 0
@@ -570,10 +572,10 @@ cdef class Sim:
             c = &self.cpus[cpu]
             until = c.busy_until
             if c.level != L_NONE:
-                c.acct[c.bucket] += c.step_dur
+                c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
                 task_charge(self, cpu, c.level, c.step_dur)
-                if c.step_end + c.steal > until:
-                    until = c.step_end + c.steal
+                if t_add(c.step_end, c.steal) > until:
+                    until = t_add(c.step_end, c.steal)
                 c.level = L_NONE
             if until > self.now:
                 self.now = until

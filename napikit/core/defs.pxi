@@ -10,6 +10,24 @@ ctypedef long long i64
 ctypedef unsigned long long u64
 ctypedef unsigned int u32
 
+# ---------------------------------------------------------------- the clock
+# Times are i64 ns. The configuration keeps every time the run can reach within
+# 2**62 (HORIZON_NS): no event after end_time <= 2**62 is ever handled. Sums that can
+# grow past it (a CPU's hard-IRQ backlog, a step of 2**31 packets) saturate at
+# T_NEVER, later than any end_time, so a saturated step simply never ends.
+cdef extern from *:
+    """
+    #define NAPIKIT_T_NEVER ((long long)((1ULL << 62) + (1ULL << 40)))
+    """
+    const i64 T_NEVER "NAPIKIT_T_NEVER"
+
+
+cdef inline i64 t_add(i64 a, i64 b) noexcept nogil:
+    """``a + b`` for ``0 <= a, b <= T_NEVER``, saturated at ``T_NEVER`` (added as u64:
+    two such values cannot wrap there)."""
+    cdef u64 r = <u64>a + <u64>b
+    return <i64>r if r < <u64>T_NEVER else T_NEVER
+
 # ---------------------------------------------------------------- NAPI state bits
 # include/linux/netdevice.h enum order; the backlog uses these three.
 cdef enum:
@@ -248,5 +266,6 @@ cdef enum:
 cdef struct Hist:
     i64 counts[HIST_N]
     i64 n
-    i64 sum
+    u64 sum_lo        # the sum of all values, 128 bits wide: it cannot wrap
+    i64 sum_hi
     i64 max

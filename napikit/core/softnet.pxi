@@ -283,6 +283,12 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
         sd.input_pkt_queue = tmp
 
 
+cdef inline i64 protocol_rx_cost(Sim s, int n) noexcept:
+    """The step that processes ``n`` packets, ``n * protocol_rx_ns``, saturated at
+    ``T_NEVER`` (``2**31`` packets of 10 s would not fit an i64): such a step never ends."""
+    return n * s.c_protocol_rx if n <= s.rx_n_max else T_NEVER
+
+
 cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
     """``__netif_receive_skb`` of the ``n`` packets a step has just processed.
 
@@ -293,6 +299,7 @@ cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
     cdef Softnet* sd = &s.sd[cpu]
     cdef int i, idx
     cdef i64 t
+    # the step ended, so n * protocol_rx_ns did not saturate: no product below wraps
     for i in range(n):
         idx = ring_pop(&sd.process_queue)
         t = s.now - (n - 1 - i) * s.c_protocol_rx
