@@ -9,6 +9,8 @@ packet pool grow (doubling) with the packets in flight, not with the configured 
 See ``../shared/design/kernel-model.md`` for the kernel behaviour each part mirrors.
 """
 
+from cpython.exc cimport PyErr_CheckSignals
+
 from napikit.decision cimport (
     CompiledPolicy, ACTION_SOFTIRQ, ACTION_IPI, ACTION_THREAD, ACTION_NONE,
     SOFTIRQ_INLINE, SOFTIRQ_KSOFTIRQD, DECISION_FAILED,
@@ -34,6 +36,11 @@ TASK_STATES = ("running", "runnable", "sleeping", "waking", "dead", "parked", "a
 # other task has slept since boot, so its first wake-up gets the full sleeper credit
 # instead of the artefact of all clocks starting at zero.
 cdef i64 UPTIME_NS = 1_000_000_000
+
+# The event loop looks for a pending signal (Ctrl-C) once per this many events.
+cdef enum:
+    SIGNAL_CHECK_EVENTS = 8192
+
 
 cdef void* checked_calloc(i64 n, size_t size, str what) except NULL:
     """``calloc`` of ``n`` records (at least one), sized in 64 bits; ``MemoryError``
@@ -516,7 +523,8 @@ cdef class Sim:
         """Run to the end: input stopped and queues drained, or the drain time over.
 
         Returns ``None``, or the fault (a dict) if the policy misbehaved. Raises
-        ``MemoryError`` (one line) if a queue or the packet pool cannot grow."""
+        ``MemoryError`` (one line) if a queue or the packet pool cannot grow, and
+        ``KeyboardInterrupt`` (or what a signal handler raised) on a signal."""
         cdef Event e
         if self.ran:
             raise RuntimeError("a Sim runs once")
@@ -527,6 +535,8 @@ cdef class Sim:
             e = ev_pop(self)
             self.now = e.time
             self.events += 1
+            if not (self.events & (SIGNAL_CHECK_EVENTS - 1)):
+                PyErr_CheckSignals()  # raises what the handler raised (Ctrl-C)
             if e.kind == EV_STEP:
                 step_done(self, e.a, e.b)
             elif e.kind == EV_NIC:
