@@ -6,7 +6,7 @@ One compiled module assembled from ``core/*.pxi`` (one file per kernel concept),
 the parts call each other as plain C functions. All state is C arrays owned by
 :class:`Sim`; nothing is allocated per packet or per event, and the queues and the
 packet pool grow (doubling) with the packets in flight, not with the configured limits.
-See ``../shared/design/kernel-model.md`` for the kernel behaviour each part mirrors.
+See ``docs/kernel-model.md`` for the kernel behaviour each part mirrors.
 """
 
 from cpython.exc cimport PyErr_CheckSignals
