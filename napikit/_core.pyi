@@ -18,6 +18,10 @@ class Sim:
     def fault(self) -> dict[str, Any] | None: ...
     def __init__(self, config: Config, policy: CompiledPolicy) -> None: ...
     def run(self) -> dict[str, Any] | None:
-        """Run to the end; ``None``, or the fault if the policy misbehaved."""
+        """Run to the end; ``None``, or the fault if the policy misbehaved.
+
+        Raises ``MemoryError`` (one line naming what) when a queue or the packet pool
+        cannot grow, and ``KeyboardInterrupt`` on Ctrl-C (looked for every 8192 events).
+        """
     def raw_results(self) -> dict[str, Any]:
         """Counters, per-CPU rows and histograms as plain Python values."""

@@ -4,9 +4,12 @@
 
 One compiled module assembled from ``core/*.pxi`` (one file per kernel concept), so
 the parts call each other as plain C functions. All state is C arrays owned by
-:class:`Sim`; nothing is allocated per packet or per event. See
-``../shared/design/kernel-model.md`` for the kernel behaviour each part mirrors.
+:class:`Sim`; nothing is allocated per packet or per event, and the queues and the
+packet pool grow (doubling) with the packets in flight, not with the configured limits.
+See ``docs/kernel-model.md`` for the kernel behaviour each part mirrors.
 """
+
+from cpython.exc cimport PyErr_CheckSignals
 
 from napikit.decision cimport (
     CompiledPolicy, ACTION_SOFTIRQ, ACTION_IPI, ACTION_THREAD, ACTION_NONE,
@@ -34,6 +37,37 @@ TASK_STATES = ("running", "runnable", "sleeping", "waking", "dead", "parked", "a
 # instead of the artefact of all clocks starting at zero.
 cdef i64 UPTIME_NS = 1_000_000_000
 
+# The event loop looks for a pending signal (Ctrl-C) once per this many events.
+cdef enum:
+    SIGNAL_CHECK_EVENTS = 8192
+
+
+cdef void* checked_calloc(i64 n, size_t size, str what) except NULL:
+    """``calloc`` of ``n`` records (at least one), sized in 64 bits; ``MemoryError``
+    naming ``what`` (its ``{}`` is ``n``) if that cannot be had."""
+    cdef void* p = NULL
+    if n < 1:
+        n = 1
+    if <u64>n <= (<u64>1 << 62) // size:
+        p = calloc(<size_t>n, size)
+    if p == NULL:
+        raise MemoryError("napikit: cannot allocate " + what.format(n))
+    return p
+
+
+def _nomem_message(int what, int who, i64 n):
+    """The one line of the ``MemoryError`` that ends a run whose queues cannot grow."""
+    thing = {
+        NOMEM_PACKETS: "the packet pool ({n} packets)",
+        NOMEM_EVENTS: "the event queue ({n} events)",
+        NOMEM_BACKLOG: "the backlog of CPU {who} ({n} packets)",
+        NOMEM_SOCKET: "the receive queue of socket {who} ({n} packets)",
+        NOMEM_NIC_RING: "the device ring of traffic source {who} ({n} packets)",
+        NOMEM_RPS_IPI: "the rps_ipi_list of CPU {who} ({n} entries)",
+        NOMEM_FLOW_LIMIT: "the flow-limit table of CPU {who} ({n} buckets)",
+    }[what]
+    return "napikit: cannot allocate " + thing.format(who=who, n=n)
+
 
 cdef class Sim:
     """One run of the model. Build it from a :class:`napikit.Config` and a decision
@@ -59,6 +93,7 @@ cdef class Sim:
     cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
+    cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
     cdef CompiledPolicy policy
     # state
     cdef i64 now
@@ -116,9 +151,11 @@ cdef class Sim:
     cdef i64 reordered, wrong_cpu, events, lost_kicks, reinjected
     cdef i64 stall_timeout
     cdef int watchdog_pending  # the watchdog's own event is no activity
-    # a policy fault ends the run
+    # a policy fault, or an allocation that failed (nomem_what != 0), ends the run
     cdef bint failed
     cdef readonly object fault
+    cdef int nomem_what, nomem_who
+    cdef i64 nomem_n
     cdef bint ran
 
     def __cinit__(self):
@@ -186,6 +223,7 @@ cdef class Sim:
         self.c_wakeup_latency = c.wakeup_latency_ns
         self.c_softirq_entry = c.softirq_entry_ns
         self.c_hrtimer_irq = c.hrtimer_irq_ns
+        self.rx_n_max = min(T_NEVER // c.protocol_rx_ns, 2**31 - 1) if c.protocol_rx_ns else 2**31 - 1
         rng_seed(self.rng, config.seed)
 
         self.now = 0
@@ -197,9 +235,9 @@ cdef class Sim:
         self.input_open = 1
         self.input_stop = 0
         self.cap_ev = 64
-        self.heap = <Event*>malloc(self.cap_ev * sizeof(Event))
-        self.lat_enqueue = <Hist*>calloc(1, sizeof(Hist))
-        self.lat_send_recv = <Hist*>calloc(1, sizeof(Hist))
+        self.heap = <Event*>checked_calloc(self.cap_ev, sizeof(Event), "the event queue ({} events)")
+        self.lat_enqueue = <Hist*>checked_calloc(1, sizeof(Hist), "a latency histogram")
+        self.lat_send_recv = <Hist*>checked_calloc(1, sizeof(Hist), "a latency histogram")
 
         self._setup_cpus(k, config.offline_cpus)
         self._setup_hotplug(config.hotplug_sequence)
@@ -236,18 +274,18 @@ cdef class Sim:
         self._setup_tasks(specs, bool(self.hp_n))
         self._setup_sources(sources, socks)
         self.nflows = nflows
-        self.flow_seq = <int*>calloc(max(1, nflows), sizeof(int))
-        self.flow_last = <int*>calloc(max(1, nflows), sizeof(int))
+        self.flow_seq = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")
+        self.flow_last = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")
         self._setup_packets()
         self._start()
 
     cdef void _setup_cpus(self, k, offline):
-        cdef int cpu, cap, log_b
-        self.cpus = <Cpu*>calloc(self.ncpus, sizeof(Cpu))
-        self.sd = <Softnet*>calloc(self.ncpus, sizeof(Softnet))
-        self.ksoftirqd_task = <int*>calloc(self.ncpus, sizeof(int))
-        self.backlog_task = <int*>calloc(self.ncpus, sizeof(int))
-        self.stopper_task = <int*>calloc(self.ncpus, sizeof(int))
+        cdef int cpu, log_b
+        self.cpus = <Cpu*>checked_calloc(self.ncpus, sizeof(Cpu), "the per-CPU state ({} CPUs)")
+        self.sd = <Softnet*>checked_calloc(self.ncpus, sizeof(Softnet), "the softnet_data ({} CPUs)")
+        self.ksoftirqd_task = <int*>checked_calloc(self.ncpus, sizeof(int), "the per-CPU state ({} CPUs)")
+        self.backlog_task = <int*>checked_calloc(self.ncpus, sizeof(int), "the per-CPU state ({} CPUs)")
+        self.stopper_task = <int*>checked_calloc(self.ncpus, sizeof(int), "the per-CPU state ({} CPUs)")
         fl_cpus = set(k.flow_limit_cpu_bitmap)
         log_b = k.flow_limit_table_len.bit_length() - 1
         for cpu in range(self.ncpus):
@@ -256,25 +294,27 @@ cdef class Sim:
             self.cpus[cpu].min_vruntime = UPTIME_NS
             self.cpus[cpu].softirq_host_task = -1
             self.backlog_task[cpu] = -1
-            # input_pkt_queue holds up to netdev_max_backlog + 1 (the check is qlen > max)
-            ring_init(&self.sd[cpu].input_pkt_queue, self.max_backlog + 1)
-            ring_init(&self.sd[cpu].process_queue, self.max_backlog + 1)
+            # input_pkt_queue grows up to netdev_max_backlog + 1 (the check is qlen > max)
+            if not (ring_init(&self.sd[cpu].input_pkt_queue) and
+                    ring_init(&self.sd[cpu].process_queue)):
+                raise MemoryError(f"napikit: cannot allocate the backlog of CPU {cpu} "
+                                  f"({RING_MIN} packets)")
             self.sd[cpu].napi_weight = self.dev_rx_weight
-            self.sd[cpu].rps_ipi_list = <int*>calloc(self.ncpus, sizeof(int))
-            self.sd[cpu].fl_buckets = NULL
+            # rps_ipi_list (grown when first used) and the flow-limit table (allocated
+            # when first used) start empty
             if cpu in fl_cpus:
+                self.sd[cpu].fl_on = 1
                 self.sd[cpu].fl_log_buckets = log_b
-                self.sd[cpu].fl_buckets = <int*>calloc(1 << log_b, sizeof(int))
-                self.sd[cpu].fl_history = <int*>calloc(FLOW_LIMIT_HISTORY, sizeof(int))
 
     cdef void _setup_hotplug(self, requests):
         cdef int i
+        what = "the hotplug requests ({})"
         self.hp_n = len(requests)
-        self.hp_time = <i64*>calloc(max(1, self.hp_n), sizeof(i64))
-        self.hp_cpu = <int*>calloc(max(1, self.hp_n), sizeof(int))
-        self.hp_online = <int*>calloc(max(1, self.hp_n), sizeof(int))
-        self.hp_done = <i64*>calloc(max(1, self.hp_n), sizeof(i64))
-        self.hp_reinjected = <i64*>calloc(max(1, self.hp_n), sizeof(i64))
+        self.hp_time = <i64*>checked_calloc(self.hp_n, sizeof(i64), what)
+        self.hp_cpu = <int*>checked_calloc(self.hp_n, sizeof(int), what)
+        self.hp_online = <int*>checked_calloc(self.hp_n, sizeof(int), what)
+        self.hp_done = <i64*>checked_calloc(self.hp_n, sizeof(i64), what)
+        self.hp_reinjected = <i64*>checked_calloc(self.hp_n, sizeof(i64), what)
         for i, h in enumerate(requests):
             self.hp_time[i] = h.time_ns
             self.hp_cpu[i] = h.cpu
@@ -283,10 +323,11 @@ cdef class Sim:
 
     cdef void _setup_cyclictests(self, workloads):
         cdef int i
+        what = "the cyclictest state ({} tasks)"
         self.nct = len(workloads)
-        self.ct_period = <i64*>calloc(max(1, self.nct), sizeof(i64))
-        self.ct_work = <i64*>calloc(max(1, self.nct), sizeof(i64))
-        self.ct_hist = <Hist*>calloc(max(1, self.nct), sizeof(Hist))
+        self.ct_period = <i64*>checked_calloc(self.nct, sizeof(i64), what)
+        self.ct_work = <i64*>checked_calloc(self.nct, sizeof(i64), what)
+        self.ct_hist = <Hist*>checked_calloc(self.nct, sizeof(Hist), what)
         for i, w in enumerate(workloads):
             self.ct_period[i] = w.period_ns
             self.ct_work[i] = w.work_ns
@@ -295,14 +336,26 @@ cdef class Sim:
         cdef int i, cpu
         cdef Task* t
         self.ntasks = len(specs)
-        self.tasks = <Task*>calloc(max(1, self.ntasks), sizeof(Task))
+        self.tasks = <Task*>checked_calloc(self.ntasks, sizeof(Task), "the task table ({} tasks)")
         per_cpu = [0] * self.ncpus
+        kthreads = [0] * self.ncpus
+        movable = 0
         for spec in specs:
             per_cpu[spec[1]] += 1
-        # with hotplug, tasks move between CPUs: any CPU may come to hold all of them
-        self.max_tasks_per_cpu = self.ntasks if migrating else max(per_cpu)
-        self.cpu_tasks = <int*>calloc(self.ncpus * self.max_tasks_per_cpu, sizeof(int))
-        self.cpu_ntasks = <int*>calloc(self.ncpus, sizeof(int))
+            if spec[0] in (T_KSOFTIRQD, T_BACKLOG_NAPI, T_STOPPER):
+                kthreads[spec[1]] += 1
+            else:
+                movable += 1
+        # With hotplug, tasks move between CPUs: a CPU keeps its own per-CPU kthreads
+        # and may come to hold every task that can move (take_cpu_down).
+        per_cpu_max = max(kthreads) + movable if migrating else max(per_cpu)
+        if self.ncpus * per_cpu_max > 2**31 - 1:  # an int indexes cpu_tasks
+            raise MemoryError(f"napikit: cannot allocate the run queues "
+                              f"({self.ncpus * per_cpu_max} entries)")
+        self.max_tasks_per_cpu = per_cpu_max
+        self.cpu_tasks = <int*>checked_calloc(self.ncpus * self.max_tasks_per_cpu, sizeof(int),
+                                              "the run queues ({} entries)")
+        self.cpu_ntasks = <int*>checked_calloc(self.ncpus, sizeof(int), "the run queues ({} CPUs)")
         for i, (kind, cpu, pol, prio, arg) in enumerate(specs):
             t = &self.tasks[i]
             t.kind = kind
@@ -333,13 +386,17 @@ cdef class Sim:
         cdef Source* src
         cdef double total
         self.nsocks = len(socks)
-        self.socks = <Socket*>calloc(max(1, self.nsocks), sizeof(Socket))
+        self.socks = <Socket*>checked_calloc(self.nsocks, sizeof(Socket), "the sockets ({})")
         for i, (cap, receiver) in enumerate(socks):
-            ring_init(&self.socks[i].queue, cap)
+            # the queue grows up to cap, the receive buffer in packets
+            if not ring_init(&self.socks[i].queue):
+                raise MemoryError(f"napikit: cannot allocate the receive queue of socket {i} "
+                                  f"({RING_MIN} packets)")
             self.socks[i].cap = cap
             self.socks[i].receiver = receiver
         self.nsources = len(sources)
-        self.sources = <Source*>calloc(max(1, self.nsources), sizeof(Source))
+        self.sources = <Source*>checked_calloc(self.nsources, sizeof(Source),
+                                               "the traffic sources ({})")
         for i, (kind, cpu, w, sock, flow_base, nflows) in enumerate(sources):
             src = &self.sources[i]
             src.kind = kind
@@ -350,7 +407,8 @@ cdef class Sim:
             src.irq_thread = -1
             src.rps_len = len(w.rps_cpus)
             if src.rps_len:
-                src.rps_map = <int*>malloc(src.rps_len * sizeof(int))
+                src.rps_map = <int*>checked_calloc(src.rps_len, sizeof(int),
+                                                   "an rps_cpus map ({} CPUs)")
                 for j, c in enumerate(w.rps_cpus):
                     src.rps_map[j] = c
             if kind == SRC_LOOPBACK:
@@ -361,31 +419,29 @@ cdef class Sim:
                                "bursty": ARR_BURSTY}[w.arrival]
                 src.burst = w.burst
                 if w.flow_dist == "zipf":
-                    src.zipf_cdf = <double*>malloc(nflows * sizeof(double))
+                    src.zipf_cdf = <double*>checked_calloc(nflows, sizeof(double),
+                                                           "a Zipf table ({} flows)")
                     total = 0.0
                     for j in range(nflows):
                         total += 1.0 / pow(j + 1.0, w.zipf_s)
                         src.zipf_cdf[j] = total
                     for j in range(nflows):
                         src.zipf_cdf[j] /= total
-                if self.forced_irqthreads:
-                    ring_init(&src.ring, NIC_RING)
+                # the device ring grows up to NIC_RING entries
+                if self.forced_irqthreads and not ring_init(&src.ring):
+                    raise MemoryError(f"napikit: cannot allocate the device ring of traffic "
+                                      f"source {i} ({RING_MIN} packets)")
         for i in range(self.ntasks):
             if self.tasks[i].kind == T_IRQ_THREAD:
                 self.sources[self.tasks[i].arg].irq_thread = i
 
     cdef void _setup_packets(self):
-        # Every packet alive sits in a queue: bound them all, then recycle.
-        cdef i64 n = self.ncpus * 2 * (self.max_backlog + 2) + 16
+        # Every packet alive sits in a queue; freed ones are recycled, and the pool
+        # doubles when all are in use (pkt_pool_grow).
         cdef int i
-        for i in range(self.nsocks):
-            n += self.socks[i].cap
-        for i in range(self.nsources):
-            if self.sources[i].irq_thread >= 0:
-                n += NIC_RING
-            n += 1 + self.sources[i].burst
-        self.npkts = <int>n
-        self.pkts = <Packet*>malloc(self.npkts * sizeof(Packet))
+        self.npkts = PKT_POOL_MIN
+        self.pkts = <Packet*>checked_calloc(self.npkts, sizeof(Packet),
+                                            "the packet pool ({} packets)")
         for i in range(self.npkts):
             self.pkts[i].next_free = i + 1
         self.pkts[self.npkts - 1].next_free = -1
@@ -466,7 +522,9 @@ cdef class Sim:
     def run(self):
         """Run to the end: input stopped and queues drained, or the drain time over.
 
-        Returns ``None``, or the fault (a dict) if the policy misbehaved."""
+        Returns ``None``, or the fault (a dict) if the policy misbehaved. Raises
+        ``MemoryError`` (one line) if a queue or the packet pool cannot grow, and
+        ``KeyboardInterrupt`` (or what a signal handler raised) on a signal."""
         cdef Event e
         if self.ran:
             raise RuntimeError("a Sim runs once")
@@ -477,6 +535,8 @@ cdef class Sim:
             e = ev_pop(self)
             self.now = e.time
             self.events += 1
+            if not (self.events & (SIGNAL_CHECK_EVENTS - 1)):
+                PyErr_CheckSignals()  # raises what the handler raised (Ctrl-C)
             if e.kind == EV_STEP:
                 step_done(self, e.a, e.b)
             elif e.kind == EV_NIC:
@@ -503,6 +563,8 @@ cdef class Sim:
             else:
                 self.watchdog_pending = 0
                 stall_watchdog(self, False)
+        if self.nomem_what:
+            raise MemoryError(_nomem_message(self.nomem_what, self.nomem_who, self.nomem_n))
         if self.nev > self.watchdog_pending and not self.failed:
             self.now = self.end_time
         elif not self.failed:
@@ -520,10 +582,10 @@ cdef class Sim:
             c = &self.cpus[cpu]
             until = c.busy_until
             if c.level != L_NONE:
-                c.acct[c.bucket] += c.step_dur
+                c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
                 task_charge(self, cpu, c.level, c.step_dur)
-                if c.step_end + c.steal > until:
-                    until = c.step_end + c.steal
+                if t_add(c.step_end, c.steal) > until:
+                    until = t_add(c.step_end, c.steal)
                 c.level = L_NONE
             if until > self.now:
                 self.now = until
@@ -676,6 +738,16 @@ cdef void stall_watchdog(Sim s, bint final) noexcept:
     if not final:
         s.watchdog_pending = 1
         ev_push(s, s.now + s.stall_timeout // 2, EV_WATCHDOG, 0, 0)
+
+
+cdef void out_of_memory(Sim s, int what, int who, i64 n) noexcept:
+    """A queue, the packet pool or the event heap could not grow to ``n``: stop the
+    run; :meth:`Sim.run` raises ``MemoryError`` naming the first such failure."""
+    if not s.nomem_what:
+        s.nomem_what = what
+        s.nomem_who = who
+        s.nomem_n = n
+    s.failed = 1
 
 
 cdef void policy_fault(Sim s, str hook, int cpu, object message) noexcept:

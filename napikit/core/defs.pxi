@@ -3,12 +3,30 @@
 # per packet, per task or per event.
 
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from libc.math cimport log, pow
 
 ctypedef long long i64
 ctypedef unsigned long long u64
 ctypedef unsigned int u32
+
+# ---------------------------------------------------------------- the clock
+# Times are i64 ns. The configuration keeps every time the run can reach within
+# 2**62 (HORIZON_NS): no event after end_time <= 2**62 is ever handled. Sums that can
+# grow past it (a CPU's hard-IRQ backlog, a step of 2**31 packets) saturate at
+# T_NEVER, later than any end_time, so a saturated step simply never ends.
+cdef extern from *:
+    """
+    #define NAPIKIT_T_NEVER ((long long)((1ULL << 62) + (1ULL << 40)))
+    """
+    const i64 T_NEVER "NAPIKIT_T_NEVER"
+
+
+cdef inline i64 t_add(i64 a, i64 b) noexcept nogil:
+    """``a + b`` for ``0 <= a, b <= T_NEVER``, saturated at ``T_NEVER`` (added as u64:
+    two such values cannot wrap there)."""
+    cdef u64 r = <u64>a + <u64>b
+    return <i64>r if r < <u64>T_NEVER else T_NEVER
 
 # ---------------------------------------------------------------- NAPI state bits
 # include/linux/netdevice.h enum order; the backlog uses these three.
@@ -63,11 +81,27 @@ cdef struct Packet:
     int sock          # receiving socket, -1 for NIC traffic (done at protocol receive)
     int next_free
 
-cdef struct Ring:     # FIFO of packet indices (sk_buff_head)
+cdef struct Ring:     # FIFO of packet indices (sk_buff_head); grows when full
     int* buf
-    int mask
+    u32 mask          # capacity - 1 (a power of two minus one), at most RING_MASK_MAX
     u32 head
     u32 tail
+
+cdef enum:
+    RING_MIN = 16             # slots a ring starts with
+    RING_MASK_MAX = 0x7fffffff  # 2**31 slots: more than the packet pool can hold
+    PKT_POOL_MIN = 1024       # packets the pool starts with
+    PKT_POOL_MAX = 0x7fffffff # packet indices are int
+
+# What an allocation that failed was for (Sim.nomem_what).
+cdef enum:
+    NOMEM_PACKETS = 1
+    NOMEM_EVENTS = 2
+    NOMEM_BACKLOG = 3
+    NOMEM_SOCKET = 4
+    NOMEM_NIC_RING = 5
+    NOMEM_RPS_IPI = 6
+    NOMEM_FLOW_LIMIT = 7
 
 # ---------------------------------------------------------------- tasks
 cdef enum:
@@ -129,8 +163,9 @@ cdef struct Softnet:          # struct softnet_data
     int on_poll_list          # backlog on this CPU's poll_list (the only NAPI it can hold)
     int in_net_rx_action
     int in_napi_threaded_poll
-    int* rps_ipi_list         # CPUs awaiting an IPI from this one (LIFO)
+    int* rps_ipi_list         # CPUs awaiting an IPI from this one (LIFO); grows
     int rps_ipi_n
+    int rps_ipi_cap
     i64 processed
     i64 dropped
     i64 time_squeeze
@@ -144,9 +179,10 @@ cdef struct Softnet:          # struct softnet_data
     i64 polled_at             # when process_backlog last began
     int sched_by              # CPU whose decision scheduled it
     int sched_action          # and what that decision was
+    int fl_on                 # this CPU has a flow-limit table (flow_limit_cpu_bitmap)
     int* fl_history           # skb_flow_limit: FLOW_LIMIT_HISTORY ring
     int fl_head
-    int* fl_buckets           # NULL: no flow-limit table on this CPU
+    int* fl_buckets           # the table, allocated when first used (NULL until then)
     int fl_log_buckets
 
 cdef struct Cpu:
@@ -230,5 +266,6 @@ cdef enum:
 cdef struct Hist:
     i64 counts[HIST_N]
     i64 n
-    i64 sum
+    u64 sum_lo        # the sum of all values, 128 bits wide: it cannot wrap
+    i64 sum_hi
     i64 max

@@ -6,13 +6,27 @@ cdef inline bint ev_before(Event* a, Event* b) noexcept nogil:
     return a.time < b.time or (a.time == b.time and a.seq < b.seq)
 
 
+cdef bint ev_grow(Sim s) noexcept:
+    """Double the full heap; False, the run stopping with ``MemoryError``, if it cannot."""
+    cdef i64 cap = 2 * <i64>s.cap_ev
+    cdef Event* h = NULL
+    if cap <= PKT_POOL_MAX:
+        h = <Event*>realloc(s.heap, <size_t>cap * sizeof(Event))
+    if h == NULL:
+        out_of_memory(s, NOMEM_EVENTS, -1, cap)
+        return False
+    s.heap = h
+    s.cap_ev = <int>cap
+    return True
+
+
 cdef void ev_push(Sim s, i64 time, int kind, int a, int b) noexcept:
+    """Queue an event (dropped, the run stopping, if the heap cannot grow)."""
     cdef Event* h
     cdef Event e
     cdef int i, parent
-    if s.nev == s.cap_ev:
-        s.cap_ev *= 2
-        s.heap = <Event*>realloc(s.heap, s.cap_ev * sizeof(Event))
+    if s.nev == s.cap_ev and not ev_grow(s):
+        return
     h = s.heap
     e.time = time
     e.seq = s.ev_seq

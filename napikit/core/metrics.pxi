@@ -22,9 +22,12 @@ cdef inline i64 hist_lower(int idx) noexcept nogil:
 
 
 cdef inline void hist_add(Hist* h, i64 v) noexcept nogil:
+    cdef u64 lo = h.sum_lo + <u64>v
     h.counts[hist_index(v)] += 1
     h.n += 1
-    h.sum += v
+    # 128-bit sum: the carry out of the low word, and v's sign extended into the high
+    h.sum_hi += <i64>(lo < h.sum_lo) - <i64>(v < 0)
+    h.sum_lo = lo
     if v > h.max:
         h.max = v
 
@@ -33,7 +36,9 @@ cdef object hist_summary(Hist* h):
     """count, mean and percentiles (bucket midpoints, capped at the exact max)."""
     cdef int i
     cdef i64 cum = 0, need, lo, hi
-    out = {"count": h.n, "mean_ns": (h.sum // h.n) if h.n else 0, "max_ns": h.max}
+    total = (<object>h.sum_hi) * 2**64 + h.sum_lo
+    mean = abs(total) // h.n if h.n else 0   # C division: rounds toward zero
+    out = {"count": h.n, "mean_ns": mean if total >= 0 else -mean, "max_ns": h.max}
     for name, q in (("p50_ns", 500), ("p90_ns", 900), ("p99_ns", 990), ("p999_ns", 999)):
         if h.n == 0:
             out[name] = 0

@@ -11,6 +11,22 @@ cdef inline int get_rps_cpu(Sim s, Source* src, int flow) noexcept:
     return cpu if s.cpus[cpu].online else -1
 
 
+cdef bint rps_ipi_grow(Sim s, int cpu) noexcept:
+    """Make room on ``cpu``'s full ``rps_ipi_list`` (it starts empty and doubles);
+    False, the run stopping with ``MemoryError``, if it cannot grow."""
+    cdef Softnet* sd = &s.sd[cpu]
+    cdef i64 cap = 2 * <i64>sd.rps_ipi_cap if sd.rps_ipi_cap > 0 else 4
+    cdef int* buf = NULL
+    if cap <= PKT_POOL_MAX:
+        buf = <int*>realloc(sd.rps_ipi_list, <size_t>cap * sizeof(int))
+    if buf == NULL:
+        out_of_memory(s, NOMEM_RPS_IPI, cpu, cap)
+        return False
+    sd.rps_ipi_list = buf
+    sd.rps_ipi_cap = <int>cap
+    return True
+
+
 cdef void net_rps_send_ipi(Sim s, int cpu, int bucket) noexcept:
     """``net_rps_send_ipi``: one csd per CPU on ``rps_ipi_list`` (LIFO), if online."""
     send_rps_ipis_of(s, cpu, cpu, bucket)

@@ -11,13 +11,13 @@ cdef void cpu_charge(Sim s, int cpu, i64 ns, int bucket) noexcept:
     cdef Cpu* c = &s.cpus[cpu]
     if ns <= 0:
         return
-    c.acct[bucket] += ns
+    c.acct[bucket] = t_add(c.acct[bucket], ns)
     if bucket == B_SOFTIRQ or bucket == B_KSOFTIRQD:
         task_charge(s, cpu, L_SOFTIRQ, ns)
     if c.level != L_NONE:
-        c.steal += ns
+        c.steal = t_add(c.steal, ns)
     else:
-        c.busy_until = (c.busy_until if c.busy_until > s.now else s.now) + ns
+        c.busy_until = t_add(c.busy_until if c.busy_until > s.now else s.now, ns)
 
 
 cdef void start_step(Sim s, int cpu, int level, i64 dur, int bucket) noexcept:
@@ -27,7 +27,7 @@ cdef void start_step(Sim s, int cpu, int level, i64 dur, int bucket) noexcept:
     c.bucket = bucket
     c.step_start = start
     c.step_dur = dur
-    c.step_end = start + dur
+    c.step_end = t_add(start, dur)
     c.steal = 0
     c.token += 1
     ev_push(s, c.step_end, EV_STEP, cpu, c.token)
@@ -40,13 +40,13 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
     if token != c.token:
         return  # the step was interrupted and rescheduled
     if c.steal:
-        c.step_end += c.steal
+        c.step_end = t_add(c.step_end, c.steal)
         c.steal = 0
         ev_push(s, c.step_end, EV_STEP, cpu, token)
         return
     level = c.level
     c.level = L_NONE
-    c.acct[c.bucket] += c.step_dur
+    c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
     task_charge(s, cpu, level, c.step_dur)
     if level == L_SOFTIRQ:
         if s.preempt_rt and c.need_resched and c.curr >= 0 and \
@@ -72,11 +72,11 @@ cdef void task_charge(Sim s, int cpu, int level, i64 ns) noexcept:
     cdef int ti
     if level == L_TASK:
         if c.curr >= 0:
-            s.tasks[c.curr].runtime_ns += ns
+            s.tasks[c.curr].runtime_ns = t_add(s.tasks[c.curr].runtime_ns, ns)
     elif level == L_SOFTIRQ:
         ti = c.softirq_host_task if c.softirq_host_task >= 0 else c.curr
         if ti >= 0:
-            s.tasks[ti].softirq_ns += ns
+            s.tasks[ti].softirq_ns = t_add(s.tasks[ti].softirq_ns, ns)
 
 
 cdef void suspend_task_step(Sim s, int cpu) noexcept:
@@ -97,9 +97,10 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
     t.rem_bucket = c.bucket
     if c.level == L_SOFTIRQ:
         t.sirq_resume = 1
-    c.acct[c.bucket] += done
+    c.acct[c.bucket] = t_add(c.acct[c.bucket], done)
     task_charge(s, cpu, c.level, done)
-    c.busy_until = s.now + (c.steal - irq)
+    # now + steal - irq, the IRQ time not yet served (summed so that it cannot wrap)
+    c.busy_until = s.now if c.steal < elapsed else t_add(c.step_start, c.steal)
     c.steal = 0
     c.level = L_NONE
     c.token += 1

@@ -2,25 +2,57 @@
 # net/core/dev.c; kernel-model.md B.1-B.4.
 
 # ---------------------------------------------------------------- rings (sk_buff_head)
+# Rings and the packet pool start small and double when full, so memory follows the
+# packets in flight, not netdev_max_backlog or the socket's rcvbuf: those limits are
+# the callers' checks of ring_len, as in the kernel.
 
-cdef int ring_init(Ring* r, int min_cap) noexcept:
-    cdef int cap = 1
-    while cap < min_cap:
-        cap <<= 1
-    r.buf = <int*>malloc(cap * sizeof(int))
-    r.mask = cap - 1
+cdef bint ring_init(Ring* r) noexcept:
+    """An empty ring of ``RING_MIN`` slots; False if it cannot be allocated."""
+    r.buf = <int*>malloc(RING_MIN * sizeof(int))
+    r.mask = RING_MIN - 1
     r.head = 0
     r.tail = 0
-    return cap
+    return r.buf != NULL
 
 
 cdef inline int ring_len(Ring* r) noexcept nogil:
     return <int>(r.tail - r.head)
 
 
-cdef inline void ring_push(Ring* r, int v) noexcept nogil:
+cdef bint ring_grow(Ring* r) noexcept nogil:
+    """Double a full ring, its FIFO order kept; False if it cannot be allocated.
+
+    The slots ``[h, cap)`` hold the oldest entries, ``[0, h)`` the newest: after the
+    ``realloc`` the newest are copied to ``[cap, cap + h)``, so ``[h, cap + h)`` is the
+    whole queue in order under the new mask."""
+    cdef u64 cap = <u64>r.mask + 1
+    cdef u32 h = r.head & r.mask
+    cdef int* buf
+    if r.mask >= RING_MASK_MAX:
+        return False
+    buf = <int*>realloc(r.buf, <size_t>(2 * cap) * sizeof(int))
+    if buf == NULL:
+        return False
+    memcpy(buf + cap, buf, h * sizeof(int))
+    r.buf = buf
+    r.mask = <u32>(2 * cap - 1)
+    r.head = h
+    r.tail = h + <u32>cap
+    return True
+
+
+cdef inline bint ring_push(Ring* r, int v) noexcept nogil:
+    """Append ``v``; False (and nothing queued) if a full ring cannot grow."""
+    if r.tail - r.head > r.mask and not ring_grow(r):
+        return False
     r.buf[r.tail & r.mask] = v
     r.tail += 1
+    return True
+
+
+cdef inline i64 ring_grown(Ring* r) noexcept nogil:
+    """The size a full ring would grow to (for the out-of-memory message)."""
+    return 2 * (<i64>r.mask + 1)
 
 
 cdef inline int ring_pop(Ring* r) noexcept nogil:
@@ -31,8 +63,34 @@ cdef inline int ring_pop(Ring* r) noexcept nogil:
 
 # ---------------------------------------------------------------- packet pool
 
+cdef bint pkt_pool_grow(Sim s) noexcept:
+    """Double the pool (at most ``PKT_POOL_MAX`` packets) and put the new packets on the
+    free list; on failure the run stops with ``MemoryError``. Nothing holds a
+    ``Packet*`` across ``pkt_alloc``, so the pool may move."""
+    cdef i64 n = s.npkts
+    cdef i64 m = 2 * n if n < PKT_POOL_MAX // 2 else PKT_POOL_MAX
+    cdef Packet* p = NULL
+    cdef int i
+    if m > n:
+        p = <Packet*>realloc(s.pkts, <size_t>m * sizeof(Packet))
+    if p == NULL:
+        out_of_memory(s, NOMEM_PACKETS, -1, m if m > n else n + 1)
+        return False
+    for i in range(<int>n, <int>m):
+        p[i].next_free = i + 1
+    p[m - 1].next_free = s.free_pkt
+    s.free_pkt = <int>n
+    s.pkts = p
+    s.npkts = <int>m
+    return True
+
+
 cdef inline int pkt_alloc(Sim s) noexcept:
-    cdef int i = s.free_pkt
+    """A free packet, or -1 when the pool cannot grow (the run is then stopping)."""
+    cdef int i
+    if s.free_pkt < 0 and not pkt_pool_grow(s):
+        return -1
+    i = s.free_pkt
     s.free_pkt = s.pkts[i].next_free
     s.pkts_in_use += 1
     return i
@@ -65,7 +123,9 @@ cdef bint skb_flow_limit(Sim s, int this_cpu, int flow, int qlen) noexcept:
     """``skb_flow_limit``: the enqueueing CPU's table; only from half the backlog up."""
     cdef Softnet* sd = &s.sd[this_cpu]
     cdef int new_flow, old_flow
-    if qlen < (s.max_backlog >> 1) or sd.fl_buckets == NULL:
+    if qlen < (s.max_backlog >> 1) or not sd.fl_on:
+        return False
+    if sd.fl_buckets == NULL and not flow_limit_alloc(s, this_cpu):
         return False
     # hash_32(skb_get_hash(skb), fl->log_buckets)
     new_flow = <int>((flow_hash(s.seed, flow) * <u32>0x61C88647) >> (32 - sd.fl_log_buckets)) \
@@ -80,6 +140,22 @@ cdef bint skb_flow_limit(Sim s, int this_cpu, int flow, int qlen) noexcept:
         sd.flow_limit_count += 1
         return True
     return False
+
+
+cdef bint flow_limit_alloc(Sim s, int cpu) noexcept:
+    """The CPU's ``sd_flow_limit`` on first use (zeroed, as the kernel's at the sysctl
+    write): a table is only touched above half the backlog, so most never are."""
+    cdef Softnet* sd = &s.sd[cpu]
+    sd.fl_buckets = <int*>calloc(<size_t>1 << sd.fl_log_buckets, sizeof(int))
+    sd.fl_history = <int*>calloc(FLOW_LIMIT_HISTORY, sizeof(int))
+    if sd.fl_buckets == NULL or sd.fl_history == NULL:
+        free(sd.fl_buckets)
+        free(sd.fl_history)
+        sd.fl_buckets = NULL
+        sd.fl_history = NULL
+        out_of_memory(s, NOMEM_FLOW_LIMIT, cpu, (<i64>1) << sd.fl_log_buckets)
+        return False
+    return True
 
 
 cdef void enqueue_to_backlog(Sim s, int this_cpu, int idx, int target, int bucket) noexcept:
@@ -103,7 +179,10 @@ cdef void enqueue_to_backlog(Sim s, int this_cpu, int idx, int target, int bucke
         sd.sched_at = s.now
         napi_schedule_rps(s, this_cpu, target, bucket)
     s.pkts[idx].target = target
-    ring_push(&sd.input_pkt_queue, idx)
+    if not ring_push(&sd.input_pkt_queue, idx):
+        out_of_memory(s, NOMEM_BACKLOG, target, ring_grown(&sd.input_pkt_queue))
+        pkt_free(s, idx)
+        return
     sd.input_queue_tail += 1
 
 
@@ -136,6 +215,8 @@ cdef void napi_schedule_rps(Sim s, int this_cpu, int target, int bucket) noexcep
                          "returned IPI for the local CPU (use SOFTIRQ or THREAD)")
             return
         # rps_ipi_list; the IPI is sent when net_rx_action ends (net_rps_action_and_irq_enable)
+        if mysd.rps_ipi_n == mysd.rps_ipi_cap and not rps_ipi_grow(s, this_cpu):
+            return
         mysd.rps_ipi_list[mysd.rps_ipi_n] = target
         mysd.rps_ipi_n += 1
         if not mysd.in_net_rx_action and not mysd.in_napi_threaded_poll:
@@ -202,6 +283,12 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
         sd.input_pkt_queue = tmp
 
 
+cdef inline i64 protocol_rx_cost(Sim s, int n) noexcept:
+    """The step that processes ``n`` packets, ``n * protocol_rx_ns``, saturated at
+    ``T_NEVER`` (``2**31`` packets of 10 s would not fit an i64): such a step never ends."""
+    return n * s.c_protocol_rx if n <= s.rx_n_max else T_NEVER
+
+
 cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
     """``__netif_receive_skb`` of the ``n`` packets a step has just processed.
 
@@ -212,6 +299,7 @@ cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
     cdef Softnet* sd = &s.sd[cpu]
     cdef int i, idx
     cdef i64 t
+    # the step ended, so n * protocol_rx_ns did not saturate: no product below wraps
     for i in range(n):
         idx = ring_pop(&sd.process_queue)
         t = s.now - (n - 1 - i) * s.c_protocol_rx
@@ -249,6 +337,9 @@ cdef void udp_queue_rcv(Sim s, int cpu, int idx, int bucket) noexcept:
         s.drop_socket += 1
         pkt_free(s, idx)
         return
-    ring_push(&so.queue, idx)
+    if not ring_push(&so.queue, idx):
+        out_of_memory(s, NOMEM_SOCKET, s.pkts[idx].sock, ring_grown(&so.queue))
+        pkt_free(s, idx)
+        return
     if s.tasks[so.receiver].state == TS_SLEEPING:
         wake_up(s, cpu, so.receiver, bucket)

@@ -63,11 +63,15 @@ cdef void input_close(Sim s) noexcept:
 
 
 cdef int make_packet(Sim s, Source* src, int sock) noexcept:
-    """A new packet of one of ``src``'s flows (``packets_left`` was checked)."""
+    """A new packet of one of ``src``'s flows (``packets_left`` was checked), or -1 if
+    the pool cannot grow (the run is stopping: the caller returns)."""
     cdef int idx = pkt_alloc(s)
-    cdef Packet* p = &s.pkts[idx]
+    cdef Packet* p
     cdef int k, lo, hi, mid
     cdef double u
+    if idx < 0:
+        return -1
+    p = &s.pkts[idx]
     if src.kind == SRC_LOOPBACK:
         k = src.rr
         src.rr = (src.rr + 1) % src.nflows
@@ -122,6 +126,8 @@ cdef void run_sender(Sim s, int cpu, int ti) noexcept:
                 src.next_t += 1e9 / src.rate
                 t.next_send = <i64>src.next_t
             t.pkt = make_packet(s, src, src.sock)
+            if t.pkt < 0:
+                return
             t.pc = SND_XMIT
             start_step(s, cpu, L_TASK, s.c_udp_sendmsg, B_APPLICATION)
             return
@@ -181,12 +187,16 @@ cdef void nic_interrupt(Sim s, int si) noexcept:
         k = <int>s.packets_left
     for j in range(k):
         idx = make_packet(s, src, -1)
+        if idx < 0:
+            return
         if src.irq_thread >= 0:
             if ring_len(&src.ring) >= NIC_RING:
                 s.drop_nic_ring += 1
                 pkt_free(s, idx)
-            else:
-                ring_push(&src.ring, idx)
+            elif not ring_push(&src.ring, idx):
+                out_of_memory(s, NOMEM_NIC_RING, si, ring_grown(&src.ring))
+                pkt_free(s, idx)
+                return
         else:
             netif_rx(s, cpu, idx, src, B_HARDIRQ)
             if s.failed:
@@ -289,7 +299,7 @@ cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
                 continue
             t.seg_n = n
             t.pc = BN_SEG_DONE
-            start_step(s, cpu, L_TASK, n * s.c_protocol_rx, B_BACKLOG_THREAD)
+            start_step(s, cpu, L_TASK, protocol_rx_cost(s, n), B_BACKLOG_THREAD)
             return
         elif t.pc == BN_SEG_DONE:
             process_backlog_deliver(s, cpu, t.seg_n, B_BACKLOG_THREAD)

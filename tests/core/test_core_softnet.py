@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from napikit import Action, Config, CostModel, KernelParams, LoopbackUdp, NicIrq, hookimpl
+from napikit.testing.profiles import examples
 
 #: Default costs but a 2 us protocol receive: CPU 1 saturates at 500 kpps while the
 #: interrupted CPU 0 (0.4 us per packet) stays far from interrupt livelock.
@@ -24,7 +25,7 @@ def _steered(rate_pps: float = 1_000_000, **kernel) -> Config:
 # ----------------------------------------------------------------- backlog limit
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(max_backlog=st.integers(1, 200), cut_after=st.integers(2_000, 20_000),
        policy=st.sampled_from([("softirq-ipi", {}), ("ksoftirqd", {}), ("backlog-threads", {}),
                                ("backlog-threads", {"fast_path": False})]))
