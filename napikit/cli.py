@@ -570,13 +570,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``napikit`` command line; return the exit status.
 
     Ctrl-C ends it with one line and status 130 (128 + SIGINT); a reader that goes away
-    (``napikit run | head -1``) ends it quietly with status 141 (128 + SIGPIPE).
+    (``napikit run | head -1``) ends it quietly with status 141 (128 + SIGPIPE); a run
+    whose queues outgrow the memory there is ends with the core's one line, status 1.
     """
     try:
         return _main(argv)
     except KeyboardInterrupt as e:
         print("napikit: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
+    except MemoryError as e:
+        # The core's message already starts "napikit: cannot allocate ..."; Python's own
+        # MemoryError has none.
+        print(str(e) if str(e).startswith("napikit: ") else "napikit: out of memory",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Python's recipe: point stdout at devnull, so its flush at exit cannot fail too.
         try:

@@ -345,6 +345,17 @@ def test_interrupted_compare_prints_the_rows_done(monkeypatch, capsys):
     assert rows == ["softirq-ipi", "ksoftirqd"]
 
 
+def test_out_of_memory_is_one_line_status_1(capsys, monkeypatch):
+    """A run whose queues cannot grow ends with the core's one line, status 1."""
+    def run(self):
+        raise MemoryError("napikit: cannot allocate the packet pool (8388608 packets)")
+
+    monkeypatch.setattr(cli.Simulation, "run", run)
+    code, out, err = napikit_cli(capsys, "run", *SMALL)
+    assert (code, out, err) == (1, "", "napikit: cannot allocate the packet pool "
+                                       "(8388608 packets)\n")
+
+
 def _interrupt(command: list[str], env: dict[str, str],
                wait: float) -> tuple[subprocess.Popen, float, str]:
     """Start ``command``, send SIGINT after ``wait`` s; the process, the seconds it took

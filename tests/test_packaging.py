@@ -172,11 +172,6 @@ def _counts(tmp_path: Path, profile: str) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tests/test_conformance.py, test_plugins.py, test_invariants.py and "
-    "core/test_core_softnet.py still set a fixed max_examples (issue 10: use examples(n))",
-)
 def test_long_profile_lengthens_every_property_test(tmp_path: Path) -> None:
     """Under napikit-long every property test of the suite and of napikit's own tests
     runs ten times the examples it runs under napikit."""
