@@ -156,7 +156,7 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
                  root: Path | str = ROOT) -> dict[str, float]:
     """One repetition of every measurement: ``cpu_b`` ``None`` (a 1-CPU host) skips
     the cross-CPU ones; ``rps`` (an :class:`RpsGuard`) enables the RPS run."""
-    from napikit.host import _bench
+    import napikit.host._bench as _bench
 
     m: dict[str, float] = {}
     d = _bench.udp_drain(cpu_a, seconds=seconds)

@@ -222,7 +222,7 @@ def counters_delta(before: dict[str, Any], after: dict[str, Any], ncpus: int) ->
 
 def udp_runner(config: BenchConfig, seconds: float) -> list[dict[str, Any]]:
     """Run ``config``'s pairs at once with the compiled helper; one dict per pair."""
-    from napikit.host import _bench
+    import napikit.host._bench as _bench
 
     def one(pair: tuple[int, int]) -> dict[str, Any]:
         result: dict[str, Any] = _bench.udp_flow(
