@@ -448,5 +448,6 @@ def main(args: argparse.Namespace, euid: int | None = None) -> int:
            "PREEMPT_RT)" if doc["validates"] == ["softirq-ipi"] else "")
     print("this host validates the policies: " + ", ".join(doc["validates"]) + why)
     print(_format_summary(doc))
-    print(f"rps_cpus of lo restored to {doc['host']['lo_rps_cpus']}; wrote {args.out}")
+    now = {q: v.strip() for q, v in procfs.rps_cpus(ROOT).items()}
+    print(f"rps_cpus of lo: {doc['host']['lo_rps_cpus']} before, {now} now; wrote {args.out}")
     return 0
