@@ -217,6 +217,10 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
     return m
 
 
+def _median(rule: Derivation, reps: list[dict[str, float]]) -> tuple[int, tuple[int, int]]:
+    return median_spread([rule[1](m) for m in reps])
+
+
 def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> dict[
     str, CostEntry
 ]:
@@ -236,11 +240,19 @@ def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> di
                                            "receive off the sender's CPU writes rps_cpus")
             continue
         try:
-            value, spread = median_spread([rule[1](m) for m in reps])
-        except (KeyError, ValueError):
-            why = "needs 2 CPUs" if not cross_cpu else "measurement failed"
-            entries[field] = default_entry(field, why)
-            continue
+            value, spread = _median(rule, reps)
+        except (KeyError, ValueError, ZeroDivisionError):
+            try:
+                if rule is not RPS_IPI_SEND:
+                    raise
+                # The RPS run saw no kick (no RPS in this kernel?): the futex proxy.
+                rule = (source + " (the RPS run counted no kicks)", fn)
+                value, spread = _median(rule, reps)
+            except (KeyError, ValueError, ZeroDivisionError):
+                why = "needs 2 CPUs" if not cross_cpu else \
+                    "its measurements gave no finite value (see [measurements])"
+                entries[field] = default_entry(field, why)
+                continue
         entries[field] = CostEntry(value, spread, rule[0])
     return {name: entries[name] for name in FIELDS}
 

@@ -81,3 +81,47 @@ def test_summarize_names_what_is_measured() -> None:
     assert s["kick_finds_target_polling"]["unit"] == "count"
     assert s["yield_pair"]["median"] == pytest.approx(1500.0)
     assert set(s) <= set(calibrate.MEASUREMENTS)
+
+
+@pytest.fixture
+def fake_bench(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled loops replaced by canned numbers (no real measurement)."""
+    from napikit.host import _bench
+
+    flow = {"sent": 1000, "received": 900, "sender_cpu_ns": 4_000_000,
+            "receiver_cpu_ns": 2_000_000, "receiver_nvcsw": 50}
+    monkeypatch.setattr(_bench, "udp_flow", lambda *a, **k: dict(flow))
+    monkeypatch.setattr(_bench, "udp_drain", lambda *a, **k: {
+        "packets": 1000, "send_ns": 3_500_000, "recv_ns": 600_000, "rounds": 8})
+    monkeypatch.setattr(_bench, "yield_ns", lambda cpu, n, **k: 500.0 * n)
+    monkeypatch.setattr(_bench, "futex_wake_empty", lambda *a, **k: 200.0)
+    monkeypatch.setattr(_bench, "futex_pingpong", lambda a, b, busy_target=False, **k: {
+        "round_trips": 100, "wall_ns": 400_000 if a == b else 6_000_000,
+        "wake_calls": 100, "wake_ns": 500_000 if busy_target else 700_000})
+    monkeypatch.setattr(_bench, "cacheline_ns", lambda a, b, local=False, **k:
+                        1.0 if local else 150.0)
+
+
+def test_calibrate_without_root_on_the_fake_tree(fake_root, fake_bench) -> None:
+    """Not root: no RPS run, rps_cpus untouched, protocol_rx_ns a named default."""
+    before = (fake_root / "sys/class/net/lo/queues/rx-0/rps_cpus").read_text()
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    assert (fake_root / "sys/class/net/lo/queues/rx-0/rps_cpus").read_text() == before
+    e = out["entries"]
+    assert e["protocol_rx_ns"].source.startswith("default: needs root")
+    assert e["context_switch_ns"].value == 500
+    assert out["host"]["ncpus"] == 2 and len(out["measurements"]) > 10
+
+
+def test_calibrate_as_root_restores_rps_cpus(fake_root, fake_bench) -> None:
+    """Root: the RPS run writes the fake rps_cpus and puts the original back."""
+    path = fake_root / "sys/class/net/lo/queues/rx-0/rps_cpus"
+    path.write_text("00000000\n")
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=0)
+    assert path.read_text() == "00000000\n"
+    # The recorded counters do not move, so the RPS run counts no kicks: ipi_send_ns
+    # falls back to the futex proxy and says so; protocol_rx_ns has no finite value.
+    e = out["entries"]
+    assert e["ipi_send_ns"].value == 2000 and "counted no kicks" in e["ipi_send_ns"].source
+    assert e["protocol_rx_ns"].source.startswith("default: its measurements")
+    assert "rps_kicks_per_packet" in out["measurements"]
