@@ -347,6 +347,7 @@ def plot(cmp: dict[str, Any], path: Path) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
     except ImportError:
         raise NapikitError("--plot needs matplotlib: pip install 'napikit[host]'") from None
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
@@ -364,7 +365,11 @@ def plot(cmp: dict[str, Any], path: Path) -> None:
             lo, hi = min(xs + ys) / 1.5, max(xs + ys) * 1.5
             ax.plot([lo, hi], [lo, hi], lw=0.8, color="grey")
             ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
-        ax.set(title=title, xlabel="measured", ylabel="predicted (napikit)")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                axis.set_minor_locator(NullLocator())
+        ax.set(title=title, xlabel="measured (median)", ylabel="predicted (napikit)")
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=110)
