@@ -53,6 +53,24 @@ static int nk_pin(int cpu)
     return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }
 
+/* The calling thread's affinity, so a loop that pins it can put it back: the caller
+ * is the Python thread that called in, and must not stay pinned after. */
+typedef struct {
+    cpu_set_t set;
+    int ok;
+} nk_affinity;
+
+static void nk_save_affinity(nk_affinity *a)
+{
+    a->ok = sched_getaffinity(0, sizeof(a->set), &a->set) == 0;
+}
+
+static void nk_restore_affinity(const nk_affinity *a)
+{
+    if (a->ok)
+        sched_setaffinity(0, sizeof(a->set), &a->set);
+}
+
 static void nk_rusage(long *nvcsw, long *nivcsw)
 {
     struct rusage ru;
@@ -172,7 +190,7 @@ static int nk_udp_socket(struct sockaddr_in *addr)
 
 /* Sender on sender_cpu, receiver on receiver_cpu, `flows` source sockets -> one
  * receiving socket, all on 127.0.0.1. */
-static void nk_udp_flow(const nk_udp_args *a, nk_udp_result *r)
+static void nk_udp_flow_pinned(const nk_udp_args *a, nk_udp_result *r)
 {
     nk_udp_shared s;
     struct sockaddr_in dst, src;
@@ -272,6 +290,15 @@ out:
     close(s.fd);
 }
 
+
+static void nk_udp_flow(const nk_udp_args *a, nk_udp_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_udp_flow_pinned(a, r);
+    nk_restore_affinity(&saved);
+}
+
 /* Same thread sends `batch` datagrams (RPS off: each is received inline, into the
  * socket, with no reader waiting), then reads them back: the two phases are timed
  * separately. Returns the totals over all rounds. */
@@ -280,7 +307,7 @@ typedef struct {
     int64_t packets, send_ns, recv_ns, rounds;
 } nk_drain_result;
 
-static void nk_udp_drain(int cpu, int batch, int64_t duration_ns, int64_t max_rounds,
+static void nk_udp_drain_pinned(int cpu, int batch, int64_t duration_ns, int64_t max_rounds,
                          nk_drain_result *r)
 {
     struct sockaddr_in dst, src;
@@ -316,6 +343,16 @@ static void nk_udp_drain(int cpu, int batch, int64_t duration_ns, int64_t max_ro
     }
     close(rx);
     close(tx);
+}
+
+
+static void nk_udp_drain(int cpu, int batch, int64_t duration_ns, int64_t max_rounds,
+                         nk_drain_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_udp_drain_pinned(cpu, batch, duration_ns, max_rounds, r);
+    nk_restore_affinity(&saved);
 }
 
 /* ------------------------------------------------------------------ futex hand-off */
@@ -377,7 +414,7 @@ static void *nk_spinner(void *p)
  * blocking in FUTEX_WAIT. With busy_target, a sched_yield spinner shares cpu_b, so a
  * wake-up of B finds its CPU running (a direct enqueue plus a reschedule IPI) rather
  * than idle (a wakelist IPI, or none if the idle task polls). */
-static void nk_futex_pingpong(int cpu_a, int cpu_b, int busy_target, int64_t duration_ns,
+static void nk_futex_pingpong_pinned(int cpu_a, int cpu_b, int busy_target, int64_t duration_ns,
                               int64_t max_rt, nk_pp_result *r)
 {
     nk_pp_shared s;
@@ -432,8 +469,18 @@ stop_spinner:
     }
 }
 
+
+static void nk_futex_pingpong(int cpu_a, int cpu_b, int busy_target, int64_t duration_ns,
+                              int64_t max_rt, nk_pp_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_futex_pingpong_pinned(cpu_a, cpu_b, busy_target, duration_ns, max_rt, r);
+    nk_restore_affinity(&saved);
+}
+
 /* FUTEX_WAKE with nobody waiting: the bare system call and futex hash lookup. */
-static int64_t nk_futex_wake_empty(int cpu, int64_t duration_ns, int64_t max_calls,
+static int64_t nk_futex_wake_empty_pinned(int cpu, int64_t duration_ns, int64_t max_calls,
                                    int64_t *calls)
 {
     int word = 0;
@@ -449,6 +496,17 @@ static int64_t nk_futex_wake_empty(int cpu, int64_t duration_ns, int64_t max_cal
             break;
     }
     return nk_mono() - t0;
+}
+
+
+static int64_t nk_futex_wake_empty(int cpu, int64_t duration_ns, int64_t max_calls,
+                                   int64_t *calls)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    int64_t v = nk_futex_wake_empty_pinned(cpu, duration_ns, max_calls, calls);
+    nk_restore_affinity(&saved);
+    return v;
 }
 
 /* ------------------------------------------------------------------ sched_yield */
@@ -492,8 +550,15 @@ static double nk_yield(int cpu, int threads, int64_t duration_ns, int64_t max_ca
         y[i].max_calls = max_calls;
         y[i].calls = 0;
         y[i].go = &go;
-        if (pthread_create(&th[i], NULL, nk_yielder, &y[i]))
+        if (pthread_create(&th[i], NULL, nk_yielder, &y[i])) {
+            /* Let the threads already started run out their (bounded) loop. */
+            for (int k = 0; k < i; k++)
+                y[k].end = 0;
+            __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+            for (int k = 0; k < i; k++)
+                pthread_join(th[k], NULL);
             return -1;
+        }
     }
     struct timespec ts = {0, 20000000};
     nanosleep(&ts, NULL);  /* let both threads pin and reach the start line */
@@ -543,7 +608,7 @@ static void *nk_cl_peer(void *p)
  * values, this thread (cpu_a) even ones, so each hand-off moves the line across CPUs.
  * local: this thread does both increments (the same loads and stores, no transfer).
  * Returns ns per hand-off (-1 on error). */
-static double nk_cacheline(int cpu_a, int cpu_b, int local, int64_t duration_ns,
+static double nk_cacheline_pinned(int cpu_a, int cpu_b, int local, int64_t duration_ns,
                            int64_t max_rt, int64_t *handoffs)
 {
     static volatile int64_t line[16] __attribute__((aligned(128)));
@@ -576,6 +641,17 @@ static double nk_cacheline(int cpu_a, int cpu_b, int local, int64_t duration_ns,
     /* n of this side's increments; the peer did as many: 2n hand-offs (local: n). */
     *handoffs = local ? n : 2 * n;
     return *handoffs ? (double)wall / (double)*handoffs : -1;
+}
+
+
+static double nk_cacheline(int cpu_a, int cpu_b, int local, int64_t duration_ns,
+                           int64_t max_rt, int64_t *handoffs)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    double v = nk_cacheline_pinned(cpu_a, cpu_b, local, duration_ns, max_rt, handoffs);
+    nk_restore_affinity(&saved);
+    return v;
 }
 
 #endif

@@ -56,3 +56,14 @@ def test_bad_duration_and_cpu() -> None:
         _bench.udp_flow(A, B, seconds=0)
     with pytest.raises(OSError):
         _bench.udp_flow(A, 4000, seconds=0.01)
+
+
+def test_the_calling_thread_is_not_left_pinned() -> None:
+    """Loops that pin the calling thread put its affinity back."""
+    before = os.sched_getaffinity(0)
+    _bench.udp_flow(A, B, seconds=0.01)
+    _bench.udp_drain(B, seconds=0.01)
+    _bench.futex_pingpong(B, A, seconds=0.01)
+    _bench.futex_wake_empty(B, seconds=0.01)
+    _bench.cacheline_ns(B, B, local=True, seconds=0.01)
+    assert os.sched_getaffinity(0) == before
