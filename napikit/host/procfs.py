@@ -364,17 +364,20 @@ def haltpoll_params(root: Path | str = ROOT) -> dict[str, str]:
 
 
 def cmdline(root: Path | str = ROOT) -> str:
-    """The kernel command line (``/proc/cmdline``, ``cmdline_proc_show``)."""
+    """The kernel command line: ``/proc/cmdline``, ``cmdline_proc_show`` in
+    ``fs/proc/cmdline.c`` (``saved_command_line``)."""
     return read_optional(root, "/proc/cmdline") or ""
 
 
 def kernel_release(root: Path | str = ROOT) -> str | None:
-    """``uname -r`` (``/proc/sys/kernel/osrelease``)."""
+    """``uname -r``: ``/proc/sys/kernel/osrelease``, ``init_uts_ns.name.release`` through
+    ``proc_do_uts_string`` in ``kernel/utsname_sysctl.c``."""
     return read_optional(root, "/proc/sys/kernel/osrelease")
 
 
 def kernel_version(root: Path | str = ROOT) -> str | None:
-    """``uname -v`` (``/proc/sys/kernel/version``: ``#1 SMP PREEMPT_DYNAMIC ...``)."""
+    """``uname -v``: ``/proc/sys/kernel/version`` (``kernel/utsname_sysctl.c``; the
+    string ``UTS_VERSION`` of ``scripts/mkcompile_h``, e.g. ``#1 SMP PREEMPT_DYNAMIC``)."""
     return read_optional(root, "/proc/sys/kernel/version")
 
 
