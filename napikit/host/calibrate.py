@@ -26,7 +26,14 @@ from typing import Any
 import napikit
 from napikit.config import CostModel
 from napikit.host import procfs
-from napikit.host.costfile import FIELDS, CostEntry, default_entry, median_spread, write
+from napikit.host.costfile import (
+    FIELDS,
+    CostEntry,
+    check_writable,
+    default_entry,
+    median_spread,
+    write,
+)
 from napikit.host.facts import host_facts
 from napikit.host.procfs import ROOT
 
@@ -315,6 +322,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``napikit calibrate``: measure, write the cost file, print the table."""
+    check_writable(args.out)
     out = calibrate(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
     entries: dict[str, CostEntry] = out["entries"]
     write(args.out, entries, out["host"], out["measurements"],

@@ -20,6 +20,7 @@ napikit's default, and :class:`LoadedCosts` names it. Any other problem is a
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,18 @@ def write(path: Path | str, entries: dict[str, CostEntry], host: dict[str, Any],
         Path(path).write_text(text)
     except OSError as e:
         raise NapikitError(f"cannot write {path}: {e.strerror}") from None
+
+
+def check_writable(path: Path | str) -> None:
+    """Fail before minutes of measuring, not after: ``path``'s directory must exist and
+    be writable (and ``path``, if it exists, a writable file)."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise NapikitError(f"cannot write {p}: no directory {parent}")
+    if (p.exists() and (p.is_dir() or not os.access(p, os.W_OK))) or not os.access(
+            parent, os.W_OK):
+        raise NapikitError(f"cannot write {p}: permission denied or not a file")
 
 
 def _int_ns(name: str, value: object) -> int:

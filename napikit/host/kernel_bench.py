@@ -33,6 +33,7 @@ from attrs import frozen
 import napikit
 from napikit.errors import NapikitError
 from napikit.host import procfs
+from napikit.host.costfile import check_writable
 from napikit.host.facts import host_facts
 from napikit.host.procfs import ROOT
 
@@ -433,12 +434,12 @@ def _reps(text: str) -> int:
 
 def main(args: argparse.Namespace, euid: int | None = None) -> int:
     """``napikit kernel-bench``: run the bench, write ``--out``, print a summary."""
-    try:
-        doc = bench(args.quick, args.seconds, getattr(args, "reps", None),
-                    euid=euid, progress=lambda s: print(s, file=sys.stderr, flush=True))
-    except NeedsRoot as e:
-        print(e, file=sys.stderr)
+    if (os.geteuid() if euid is None else euid) != 0:
+        print(NEEDS_ROOT, file=sys.stderr)
         return 2
+    check_writable(args.out)
+    doc = bench(args.quick, args.seconds, getattr(args, "reps", None), euid=0,
+                progress=lambda s: print(s, file=sys.stderr, flush=True))
     try:
         args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     except OSError as e:

@@ -114,3 +114,15 @@ def test_median_spread() -> None:
     """Median and range, clamped at 0."""
     assert costfile.median_spread([3.0, -1.0, 2.0]) == (2, (0, 3))
     assert costfile.median_spread([1.0, 2.0]) == (2, (1, 2))
+
+
+def test_calibrate_refuses_an_unwritable_out_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing directory: one line, exit 2, and no measurement started."""
+    from napikit.host import calibrate
+
+    monkeypatch.setattr(calibrate, "calibrate", lambda *a, **k: pytest.fail("measured"))
+    assert cli.main(["calibrate", "--quick", "--out", str(tmp_path / "no" / "c.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no directory" in err
