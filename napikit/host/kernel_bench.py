@@ -384,17 +384,22 @@ class NeedsRoot(NapikitError):
 
 
 def _format_summary(doc: dict[str, Any]) -> str:
-    rows = [f"{'configuration':<28} {'sent/s':>10} {'delivered/s':>12} {'sock drops':>10} "
-            f"{'backlog drops':>13} {'CAL':>8} {'rx_rps':>8} {'send ns/pkt':>11}"]
+    """Medians per configuration, with the min-max of the packet rates."""
+    def rate(f: dict[str, float]) -> str:
+        return f"{f['median']:,.0f} ({f['min'] / 1e3:,.0f}k-{f['max'] / 1e3:,.0f}k)"
+
+    rows = [["configuration", "sent/s (min-max)", "delivered/s (min-max)", "sock drops",
+             "backlog drops", "CAL", "rx_rps", "send ns/pkt"]]
     for c in doc["configurations"]:
         f = c["figures"]
-        rows.append(
-            f"{c['name']:<28} {f['sent_pps']['median']:>10,.0f} "
-            f"{f['delivered_pps']['median']:>12,.0f} {f['socket_drops']['median']:>10,.0f} "
-            f"{f['backlog_drops']['median']:>13,.0f} {f['ipis_cal']['median']:>8,.0f} "
-            f"{f['received_rps']['median']:>8,.0f} {f['sender_ns_per_packet']['median']:>11,.0f}"
-        )
-    return "\n".join(rows)
+        rows.append([c["name"], rate(f["sent_pps"]), rate(f["delivered_pps"]),
+                     *(f"{f[k]['median']:,.0f}" for k in (
+                         "socket_drops", "backlog_drops", "ipis_cal", "received_rps",
+                         "sender_ns_per_packet"))])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+                     for r in rows)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
