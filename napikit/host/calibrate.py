@@ -159,6 +159,14 @@ def _per(n: float, d: float) -> float:
     return n / d if d else float("nan")
 
 
+def _interrupts(root: Path | str) -> dict[str, tuple[int, ...]] | None:
+    """CAL and RES per CPU, or ``None`` where /proc/interrupts cannot be read."""
+    try:
+        return procfs.interrupts(root)
+    except procfs.HostError:
+        return None
+
+
 def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
                  root: Path | str = ROOT) -> dict[str, float]:
     """One repetition of every measurement: ``cpu_b`` ``None`` (a 1-CPU host) skips
@@ -183,14 +191,16 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
     m["send_inline_remote_reader"] = _per(r["sender_cpu_ns"], r["sent"])
     m["recv_remote_reader"] = _per(r["receiver_cpu_ns"], r["received"])
     m["reader_wakeups_per_packet"] = _per(r["receiver_nvcsw"], r["sent"])
-    before = procfs.interrupts(root)
+    before_irqs = _interrupts(root)
     p = _bench.futex_pingpong(cpu_a, cpu_b, seconds=seconds)
-    after = procfs.interrupts(root)
+    after_irqs = _interrupts(root)
     m["futex_handoff_idle_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
     m["futex_wake_idle_target"] = _per(p["wake_ns"], p["wake_calls"])
-    irqs = sum(after[k][cpu_b] - before[k][cpu_b] for k in ("CAL", "RES"))
-    m["idle_target_irqs_per_wakeup"] = _per(irqs, p["round_trips"])
-    m["kick_finds_target_polling"] = min(1.0, max(0.0, 1 - m["idle_target_irqs_per_wakeup"]))
+    if before_irqs is not None and after_irqs is not None:
+        irqs = sum(after_irqs[k][cpu_b] - before_irqs[k][cpu_b] for k in ("CAL", "RES"))
+        m["idle_target_irqs_per_wakeup"] = _per(irqs, p["round_trips"])
+        m["kick_finds_target_polling"] = min(1.0, max(
+            0.0, 1 - m["idle_target_irqs_per_wakeup"]))
     p = _bench.futex_pingpong(cpu_a, cpu_b, busy_target=True, seconds=seconds)
     m["futex_handoff_busy_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
     m["futex_wake_busy_target"] = _per(p["wake_ns"], p["wake_calls"])

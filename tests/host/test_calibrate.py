@@ -125,3 +125,11 @@ def test_calibrate_as_root_restores_rps_cpus(fake_root, fake_bench) -> None:
     assert e["ipi_send_ns"].value == 2000 and "counted no kicks" in e["ipi_send_ns"].source
     assert e["protocol_rx_ns"].source.startswith("default: its measurements")
     assert "rps_kicks_per_packet" in out["measurements"]
+
+
+def test_calibrate_without_proc_interrupts(fake_root, fake_bench) -> None:
+    """Where /proc/interrupts cannot be read, the polling share is left out, not fatal."""
+    (fake_root / "proc/interrupts").unlink()
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    assert "kick_finds_target_polling" not in out["measurements"]
+    assert out["entries"]["wakeup_latency_ns"].value > 0
