@@ -293,6 +293,11 @@ def _configure(config: Config, args: argparse.Namespace) -> Config:
         (name, str(getattr(args, name)))
         for name in ("seed", "packets", "ncpus") if getattr(args, name) is not None
     ]
+    if getattr(args, "costs", None) is not None:
+        # A calibrated cost file first, so --set costs.NAME still overrides it.
+        from napikit.host.costfile import load_costs
+
+        config = config.evolve(costs=load_costs(args.costs))
     config = apply_overrides(config, shorthands + args.set)
     if args.cyclictest or args.hotplug:
         config = config.evolve(workloads=config.workloads + tuple(args.cyclictest),
@@ -508,6 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
         "true/false, none or a comma-separated list (repeatable)",
     )
     group.add_argument(
+        "--costs", metavar="FILE",
+        help="load the cost model from a TOML file written by napikit calibrate "
+        "(--set costs.NAME overrides it)",
+    )
+    group.add_argument(
         "--hotplug", type=_hotplug, action="append", default=[],
         metavar="TIME_NS:CPU:online|offline",
         help="a CPU hotplug request, e.g. 2ms:3:offline (repeatable)",
@@ -563,6 +573,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_arguments(p)
     p.set_defaults(func=study.main)
+
+    # Ground truth: measure this host, run the real experiment, compare with the model.
+    from napikit.host import calibrate, kernel_bench, validate
+
+    p = commands.add_parser(
+        "calibrate", help="measure this host's micro-costs; write a cost-model TOML file",
+    )
+    calibrate.add_arguments(p)
+    p.set_defaults(func=calibrate.main)
+
+    p = commands.add_parser(
+        "kernel-bench", help="run the real loopback-UDP experiment with RPS (root); "
+        "write real.json",
+    )
+    kernel_bench.add_arguments(p)
+    p.set_defaults(func=kernel_bench.main)
+
+    p = commands.add_parser(
+        "validate", help="simulate each kernel-bench configuration with calibrated costs; "
+        "print measured against predicted",
+    )
+    validate.add_arguments(p)
+    p.set_defaults(func=validate.main)
     return parser
 
 

@@ -1,0 +1,657 @@
+/*
+ * napikit's timed loops on the real host: loopback UDP, futex hand-offs, sched_yield,
+ * cache-line ping-pong. Plain C with pthreads, called from _bench.pyx without the GIL,
+ * so no Python runs inside a timed loop.
+ *
+ * Every loop is bounded twice: by a duration (CLOCK_MONOTONIC, read through the vDSO)
+ * and by a hard cap on iterations or packets. Every thread pins itself with
+ * sched_setaffinity(0, ...) before it starts timing. Only 127.0.0.1 is ever used.
+ *
+ * Header-only (static functions) so the sdist's `global-exclude *.c` cannot drop it.
+ */
+#ifndef NAPIKIT_BENCH_IMPL_H
+#define NAPIKIT_BENCH_IMPL_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+
+#define NK_MAX_FLOWS 64
+
+static inline int64_t nk_now(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline int64_t nk_mono(void) { return nk_now(CLOCK_MONOTONIC); }
+static inline int64_t nk_cpu(void) { return nk_now(CLOCK_THREAD_CPUTIME_ID); }
+
+static int nk_pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+/* The calling thread's affinity, so a loop that pins it can put it back: the caller
+ * is the Python thread that called in, and must not stay pinned after. */
+typedef struct {
+    cpu_set_t set;
+    int ok;
+} nk_affinity;
+
+static void nk_save_affinity(nk_affinity *a)
+{
+    a->ok = sched_getaffinity(0, sizeof(a->set), &a->set) == 0;
+}
+
+static void nk_restore_affinity(const nk_affinity *a)
+{
+    if (a->ok)
+        sched_setaffinity(0, sizeof(a->set), &a->set);
+}
+
+static void nk_rusage(long *nvcsw, long *nivcsw)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+        *nvcsw = ru.ru_nvcsw;
+        *nivcsw = ru.ru_nivcsw;
+    } else {
+        *nvcsw = *nivcsw = 0;
+    }
+}
+
+static long nk_futex(int *addr, int op, int val)
+{
+    return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ loopback UDP */
+
+typedef struct {
+    int sender_cpu, receiver_cpu;
+    int flows;              /* sender sockets, one source port each */
+    int payload;            /* bytes per datagram */
+    int64_t duration_ns;    /* the sender stops after this long ... */
+    int64_t max_packets;    /* ... or after this many packets */
+    double rate_pps;        /* 0: closed loop */
+    int rcvbuf;             /* SO_RCVBUF of the receiver; 0: the default */
+} nk_udp_args;
+
+typedef struct {
+    int error;              /* 0, or -errno of the failing set-up step */
+    int error_step;         /* 1 socket, 2 bind, 3 pin sender, 4 pin receiver, 5 thread */
+    int64_t sent, send_errors, received, received_in_window;
+    int64_t send_wall_ns, send_call_ns, sender_cpu_ns, receiver_cpu_ns;
+    int64_t receiver_wall_ns;
+    int64_t socket_drops;   /* SO_RXQ_OVFL: sk_drops of the receiving socket */
+    long sender_nvcsw, sender_nivcsw, receiver_nvcsw, receiver_nivcsw;
+    int64_t receiver_tid;
+} nk_udp_result;
+
+typedef struct {
+    const nk_udp_args *a;
+    nk_udp_result *r;
+    int fd;
+    volatile int ready, done;
+    int pin_error;
+} nk_udp_shared;
+
+static void *nk_udp_receiver(void *p)
+{
+    nk_udp_shared *s = p;
+    nk_udp_result *r = s->r;
+    char buf[2048];
+    char ctrl[CMSG_SPACE(sizeof(uint32_t))];
+    long v0, i0, v1, i1;
+    int64_t c0, t0, hard_end;
+    r->receiver_tid = syscall(SYS_gettid);
+    s->pin_error = nk_pin(s->a->receiver_cpu);
+    if (s->pin_error) {
+        __atomic_store_n(&s->ready, -1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    nk_rusage(&v0, &i0);
+    c0 = nk_cpu();
+    t0 = nk_mono();
+    hard_end = t0 + s->a->duration_ns + 2000000000LL;
+    __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+    for (;;) {
+        struct iovec iov = {buf, sizeof(buf)};
+        struct msghdr m;
+        memset(&m, 0, sizeof(m));
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctrl;
+        m.msg_controllen = sizeof(ctrl);
+        ssize_t n = recvmsg(s->fd, &m, 0);
+        if (n >= 0) {
+            r->received++;
+            if (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+                r->received_in_window++;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
+                    r->socket_drops = *(uint32_t *)CMSG_DATA(c);
+            if ((r->received & 1023) == 0 && nk_mono() > hard_end)
+                break;
+            continue;
+        }
+        /* SO_RCVTIMEO expired (or EINTR): stop once the sender is done and the
+         * queue stayed empty for one timeout. */
+        if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) || nk_mono() > hard_end)
+            break;
+    }
+    r->receiver_cpu_ns = nk_cpu() - c0;
+    r->receiver_wall_ns = nk_mono() - t0;
+    nk_rusage(&v1, &i1);
+    r->receiver_nvcsw = v1 - v0;
+    r->receiver_nivcsw = i1 - i0;
+    return NULL;
+}
+
+static int nk_udp_socket(struct sockaddr_in *addr)
+{
+    socklen_t len = sizeof(*addr);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        return -errno;
+    memset(addr, 0, sizeof(*addr));
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) ||
+        getsockname(fd, (struct sockaddr *)addr, &len)) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* Sender on sender_cpu, receiver on receiver_cpu, `flows` source sockets -> one
+ * receiving socket, all on 127.0.0.1. */
+static void nk_udp_flow_pinned(const nk_udp_args *a, nk_udp_result *r)
+{
+    nk_udp_shared s;
+    struct sockaddr_in dst, src;
+    int fds[NK_MAX_FLOWS];
+    int flows = a->flows < 1 ? 1 : (a->flows > NK_MAX_FLOWS ? NK_MAX_FLOWS : a->flows);
+    char payload[2048];
+    pthread_t th;
+    int one = 1, nf = 0;
+    long v0, i0, v1, i1;
+
+    memset(r, 0, sizeof(*r));
+    memset(&s, 0, sizeof(s));
+    memset(payload, 'n', sizeof(payload));
+    s.a = a;
+    s.r = r;
+    s.fd = nk_udp_socket(&dst);
+    if (s.fd < 0) {
+        r->error = s.fd;
+        r->error_step = 2;
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(s.fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    if (a->rcvbuf > 0)
+        setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &a->rcvbuf, sizeof(a->rcvbuf));
+    for (nf = 0; nf < flows; nf++) {
+        fds[nf] = nk_udp_socket(&src);
+        if (fds[nf] < 0) {
+            r->error = fds[nf];
+            r->error_step = 1;
+            goto out;
+        }
+    }
+    if (pthread_create(&th, NULL, nk_udp_receiver, &s)) {
+        r->error = -EAGAIN;
+        r->error_step = 5;
+        goto out;
+    }
+    int pin = nk_pin(a->sender_cpu);
+    while (__atomic_load_n(&s.ready, __ATOMIC_ACQUIRE) == 0)
+        sched_yield();
+    if (pin || s.ready < 0) {
+        __atomic_store_n(&s.done, 1, __ATOMIC_RELEASE);
+        pthread_join(th, NULL);
+        r->error = pin ? pin : s.pin_error;
+        r->error_step = pin ? 3 : 4;
+        goto out;
+    }
+    /* Paced gaps are tens of us: a 50 us default timer slack would swamp them. */
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+    int payload_len = a->payload < 1 ? 1 : (a->payload > 1472 ? 1472 : a->payload);
+    double gap = a->rate_pps > 0 ? 1e9 / a->rate_pps : 0;
+    nk_rusage(&v0, &i0);
+    int64_t c0 = nk_cpu(), t0 = nk_mono(), end = t0 + a->duration_ns, now = t0;
+    int64_t calls = 0;
+    for (int64_t i = 0; i < a->max_packets; i++) {
+        if (gap > 0) {
+            int64_t due = t0 + (int64_t)(gap * (double)i);
+            if (due >= end)
+                break;
+            now = nk_mono();
+            if (due - now > 30000) {
+                struct timespec ts = {0, due - now - 20000};
+                nanosleep(&ts, NULL);
+            }
+            while ((now = nk_mono()) < due)
+                ;
+        } else if ((i & 63) == 0 && (now = nk_mono()) >= end) {
+            break;
+        }
+        if (gap > 0)
+            calls -= nk_mono();
+        ssize_t n = sendto(fds[i % flows], payload, payload_len, 0,
+                           (struct sockaddr *)&dst, sizeof(dst));
+        if (gap > 0)
+            calls += nk_mono();
+        if (n < 0)
+            r->send_errors++;
+        else
+            r->sent++;
+    }
+    r->sender_cpu_ns = nk_cpu() - c0;
+    if (slack > 0)
+        prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
+    r->send_wall_ns = nk_mono() - t0;
+    r->send_call_ns = gap > 0 ? calls : r->send_wall_ns;
+    nk_rusage(&v1, &i1);
+    r->sender_nvcsw = v1 - v0;
+    r->sender_nivcsw = i1 - i0;
+    __atomic_store_n(&s.done, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+out:
+    for (int i = 0; i < nf; i++)
+        close(fds[i]);
+    close(s.fd);
+}
+
+
+static void nk_udp_flow(const nk_udp_args *a, nk_udp_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_udp_flow_pinned(a, r);
+    nk_restore_affinity(&saved);
+}
+
+/* Same thread sends `batch` datagrams (RPS off: each is received inline, into the
+ * socket, with no reader waiting), then reads them back: the two phases are timed
+ * separately. Returns the totals over all rounds. */
+typedef struct {
+    int error;
+    int64_t packets, send_ns, recv_ns, rounds;
+} nk_drain_result;
+
+static void nk_udp_drain_pinned(int cpu, int batch, int64_t duration_ns, int64_t max_rounds,
+                         nk_drain_result *r)
+{
+    struct sockaddr_in dst, src;
+    char buf[2048];
+    memset(r, 0, sizeof(*r));
+    memset(buf, 'n', 64);
+    if ((r->error = nk_pin(cpu)))
+        return;
+    int rx = nk_udp_socket(&dst);
+    int tx = nk_udp_socket(&src);
+    if (rx < 0 || tx < 0) {
+        r->error = rx < 0 ? rx : tx;
+        if (rx >= 0) close(rx);
+        if (tx >= 0) close(tx);
+        return;
+    }
+    int64_t end = nk_mono() + duration_ns;
+    while (r->rounds < max_rounds && nk_mono() < end) {
+        int sent = 0, got = 0;
+        int64_t t0 = nk_mono();
+        for (int i = 0; i < batch; i++)
+            sent += sendto(tx, buf, 64, 0, (struct sockaddr *)&dst, sizeof(dst)) > 0;
+        int64_t t1 = nk_mono();
+        for (int i = 0; i < sent; i++)
+            got += recv(rx, buf, sizeof(buf), MSG_DONTWAIT) > 0;
+        int64_t t2 = nk_mono();
+        while (recv(rx, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+            ;
+        r->send_ns += t1 - t0;
+        r->recv_ns += t2 - t1;
+        r->packets += got;
+        r->rounds++;
+    }
+    close(rx);
+    close(tx);
+}
+
+
+static void nk_udp_drain(int cpu, int batch, int64_t duration_ns, int64_t max_rounds,
+                         nk_drain_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_udp_drain_pinned(cpu, batch, duration_ns, max_rounds, r);
+    nk_restore_affinity(&saved);
+}
+
+/* ------------------------------------------------------------------ futex hand-off */
+
+typedef struct {
+    int error;
+    int64_t round_trips, wall_ns;
+    int64_t wake_calls, wake_ns;     /* FUTEX_WAKE system calls of side A, timed */
+    long a_nvcsw, b_nvcsw;
+} nk_pp_result;
+
+typedef struct {
+    int cpu_b;
+    int64_t duration_ns, max_rt;
+    volatile int word;               /* 0: A's turn, 1: B's turn, 2: stop */
+    volatile int ready, spin_stop;
+    int pin_error;
+    long nvcsw;
+    int spinner_cpu;
+} nk_pp_shared;
+
+static void *nk_pp_b(void *p)
+{
+    nk_pp_shared *s = p;
+    long v0, i0, v1, i1;
+    s->pin_error = nk_pin(s->cpu_b);
+    nk_rusage(&v0, &i0);
+    __atomic_store_n(&s->ready, s->pin_error ? -1 : 1, __ATOMIC_RELEASE);
+    if (s->pin_error)
+        return NULL;
+    for (;;) {
+        int w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
+        if (w == 2)
+            break;
+        if (w == 0) {
+            nk_futex((int *)&s->word, FUTEX_WAIT_PRIVATE, 0);
+            continue;
+        }
+        __atomic_store_n(&s->word, 0, __ATOMIC_RELEASE);
+        nk_futex((int *)&s->word, FUTEX_WAKE_PRIVATE, 1);
+    }
+    nk_rusage(&v1, &i1);
+    s->nvcsw = v1 - v0;
+    return NULL;
+}
+
+/* A thread that keeps its CPU busy but yields: the "busy target". */
+static void *nk_spinner(void *p)
+{
+    nk_pp_shared *s = p;
+    if (nk_pin(s->spinner_cpu))
+        return NULL;
+    while (!__atomic_load_n(&s->spin_stop, __ATOMIC_ACQUIRE))
+        sched_yield();
+    return NULL;
+}
+
+/* Futex ping-pong: A (cpu_a) hands the word to B (cpu_b) and waits for it back, both
+ * blocking in FUTEX_WAIT. With busy_target, a sched_yield spinner shares cpu_b, so a
+ * wake-up of B finds its CPU running (a direct enqueue plus a reschedule IPI) rather
+ * than idle (a wakelist IPI, or none if the idle task polls). */
+static void nk_futex_pingpong_pinned(int cpu_a, int cpu_b, int busy_target, int64_t duration_ns,
+                              int64_t max_rt, nk_pp_result *r)
+{
+    nk_pp_shared s;
+    pthread_t tb, ts;
+    long v0, i0, v1, i1;
+    memset(r, 0, sizeof(*r));
+    memset(&s, 0, sizeof(s));
+    s.cpu_b = cpu_b;
+    s.spinner_cpu = cpu_b;
+    if ((r->error = nk_pin(cpu_a)))
+        return;
+    if (busy_target && pthread_create(&ts, NULL, nk_spinner, &s)) {
+        r->error = -EAGAIN;
+        return;
+    }
+    if (pthread_create(&tb, NULL, nk_pp_b, &s)) {
+        r->error = -EAGAIN;
+        goto stop_spinner;
+    }
+    while (__atomic_load_n(&s.ready, __ATOMIC_ACQUIRE) == 0)
+        sched_yield();
+    if (s.ready < 0) {
+        r->error = s.pin_error;
+        pthread_join(tb, NULL);
+        goto stop_spinner;
+    }
+    nk_rusage(&v0, &i0);
+    int64_t t0 = nk_mono(), end = t0 + duration_ns;
+    while (r->round_trips < max_rt) {
+        if ((r->round_trips & 15) == 0 && nk_mono() >= end)
+            break;
+        __atomic_store_n(&s.word, 1, __ATOMIC_RELEASE);
+        int64_t w0 = nk_mono();
+        nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
+        r->wake_ns += nk_mono() - w0;
+        r->wake_calls++;
+        while (__atomic_load_n(&s.word, __ATOMIC_ACQUIRE) == 1)
+            nk_futex((int *)&s.word, FUTEX_WAIT_PRIVATE, 1);
+        r->round_trips++;
+    }
+    r->wall_ns = nk_mono() - t0;
+    nk_rusage(&v1, &i1);
+    r->a_nvcsw = v1 - v0;
+    __atomic_store_n(&s.word, 2, __ATOMIC_RELEASE);
+    nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
+    pthread_join(tb, NULL);
+    r->b_nvcsw = s.nvcsw;
+stop_spinner:
+    if (busy_target) {
+        __atomic_store_n(&s.spin_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(ts, NULL);
+    }
+}
+
+
+static void nk_futex_pingpong(int cpu_a, int cpu_b, int busy_target, int64_t duration_ns,
+                              int64_t max_rt, nk_pp_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_futex_pingpong_pinned(cpu_a, cpu_b, busy_target, duration_ns, max_rt, r);
+    nk_restore_affinity(&saved);
+}
+
+/* FUTEX_WAKE with nobody waiting: the bare system call and futex hash lookup. */
+static int64_t nk_futex_wake_empty_pinned(int cpu, int64_t duration_ns, int64_t max_calls,
+                                   int64_t *calls)
+{
+    int word = 0;
+    *calls = 0;
+    if (nk_pin(cpu))
+        return -1;
+    int64_t t0 = nk_mono(), end = t0 + duration_ns;
+    while (*calls < max_calls) {
+        for (int i = 0; i < 64; i++)
+            nk_futex(&word, FUTEX_WAKE_PRIVATE, 1);
+        *calls += 64;
+        if (nk_mono() >= end)
+            break;
+    }
+    return nk_mono() - t0;
+}
+
+
+static int64_t nk_futex_wake_empty(int cpu, int64_t duration_ns, int64_t max_calls,
+                                   int64_t *calls)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    int64_t v = nk_futex_wake_empty_pinned(cpu, duration_ns, max_calls, calls);
+    nk_restore_affinity(&saved);
+    return v;
+}
+
+/* ------------------------------------------------------------------ sched_yield */
+
+typedef struct {
+    int cpu;
+    int64_t end, max_calls, calls;
+    volatile int *go;
+} nk_yield_arg;
+
+static void *nk_yielder(void *p)
+{
+    nk_yield_arg *y = p;
+    if (nk_pin(y->cpu))
+        return NULL;
+    while (!__atomic_load_n(y->go, __ATOMIC_ACQUIRE))
+        sched_yield();
+    while (y->calls < y->max_calls) {
+        for (int i = 0; i < 16; i++)
+            sched_yield();
+        y->calls += 16;
+        if (nk_mono() >= y->end)
+            break;
+    }
+    return NULL;
+}
+
+/* `threads` (1 or 2) threads on one CPU calling sched_yield: with two, every call
+ * switches to the other thread. Returns ns per call (all threads' calls). */
+static double nk_yield(int cpu, int threads, int64_t duration_ns, int64_t max_calls,
+                       int64_t *calls_out)
+{
+    pthread_t th[2];
+    nk_yield_arg y[2];
+    volatile int go = 0;
+    int n = threads < 1 ? 1 : (threads > 2 ? 2 : threads);
+    int64_t t0 = nk_mono();
+    for (int i = 0; i < n; i++) {
+        y[i].cpu = cpu;
+        y[i].end = t0 + duration_ns + 50000000LL;
+        y[i].max_calls = max_calls;
+        y[i].calls = 0;
+        y[i].go = &go;
+        if (pthread_create(&th[i], NULL, nk_yielder, &y[i])) {
+            /* Let the threads already started run out their (bounded) loop. */
+            for (int k = 0; k < i; k++)
+                y[k].end = 0;
+            __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+            for (int k = 0; k < i; k++)
+                pthread_join(th[k], NULL);
+            return -1;
+        }
+    }
+    struct timespec ts = {0, 20000000};
+    nanosleep(&ts, NULL);  /* let both threads pin and reach the start line */
+    t0 = nk_mono();
+    for (int i = 0; i < n; i++)
+        y[i].end = t0 + duration_ns;
+    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+    int64_t calls = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        calls += y[i].calls;
+    }
+    int64_t wall = nk_mono() - t0;
+    *calls_out = calls;
+    return calls ? (double)wall / (double)calls : -1;
+}
+
+/* ------------------------------------------------------------------ cache lines */
+
+typedef struct {
+    int cpu;
+    int parity;
+    int64_t max_rt;
+    volatile int64_t *line;
+    volatile int *stop;
+} nk_cl_arg;
+
+static void *nk_cl_peer(void *p)
+{
+    nk_cl_arg *c = p;
+    if (nk_pin(c->cpu)) {
+        __atomic_store_n(c->stop, -1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    for (int64_t i = 0; !__atomic_load_n(c->stop, __ATOMIC_ACQUIRE);) {
+        int64_t v = __atomic_load_n(c->line, __ATOMIC_ACQUIRE);
+        if ((v & 1) == c->parity) {
+            __atomic_store_n(c->line, v + 1, __ATOMIC_RELEASE);
+            if (++i >= c->max_rt)
+                break;
+        }
+    }
+    return NULL;
+}
+
+/* A counter on one cache line handed back and forth: the peer on cpu_b increments odd
+ * values, this thread (cpu_a) even ones, so each hand-off moves the line across CPUs.
+ * local: this thread does both increments (the same loads and stores, no transfer).
+ * Returns ns per hand-off (-1 on error). */
+static double nk_cacheline_pinned(int cpu_a, int cpu_b, int local, int64_t duration_ns,
+                           int64_t max_rt, int64_t *handoffs)
+{
+    static volatile int64_t line[16] __attribute__((aligned(128)));
+    volatile int stop = 0;
+    pthread_t th;
+    nk_cl_arg c = {cpu_b, 1, max_rt, &line[0], &stop};
+    *handoffs = 0;
+    line[0] = 0;
+    if (nk_pin(cpu_a))
+        return -1;
+    if (!local && pthread_create(&th, NULL, nk_cl_peer, &c))
+        return -1;
+    int64_t t0 = nk_mono(), end = t0 + duration_ns, n = 0;
+    while (n < max_rt && stop == 0) {
+        int64_t v = __atomic_load_n(&line[0], __ATOMIC_ACQUIRE);
+        if (local || (v & 1) == 0) {
+            __atomic_store_n(&line[0], v + 1, __ATOMIC_RELEASE);
+            n++;
+            if ((n & 1023) == 0 && nk_mono() >= end)
+                break;
+        }
+    }
+    int64_t wall = nk_mono() - t0;
+    int failed = stop < 0;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    if (!local)
+        pthread_join(th, NULL);
+    if (failed)
+        return -1;
+    /* n of this side's increments; the peer did as many: 2n hand-offs (local: n). */
+    *handoffs = local ? n : 2 * n;
+    return *handoffs ? (double)wall / (double)*handoffs : -1;
+}
+
+
+static double nk_cacheline(int cpu_a, int cpu_b, int local, int64_t duration_ns,
+                           int64_t max_rt, int64_t *handoffs)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    double v = nk_cacheline_pinned(cpu_a, cpu_b, local, duration_ns, max_rt, handoffs);
+    nk_restore_affinity(&saved);
+    return v;
+}
+
+#endif

@@ -1,0 +1,352 @@
+"""``napikit calibrate``: measure this host's micro-costs and write a cost-model file.
+
+Every measurement is a bounded loop of the compiled helper (:mod:`napikit.host._bench`:
+threads pinned with ``sched_setaffinity``, no Python inside a timed loop), repeated
+``reps`` times with the measurements interleaved (all of them once, then again ...).
+Each :class:`~napikit.config.CostModel` field is derived from the measurements of one
+repetition at a time (:data:`DERIVATIONS`), so its spread is the range over the
+repetitions; fields user space cannot measure keep napikit's default and say why
+(:data:`UNMEASURABLE`). ``docs/validation.md`` documents the mapping.
+
+The RPS measurement writes ``rps_cpus`` of ``lo`` (root only) and restores it with
+:class:`~napikit.host.kernel_bench.RpsGuard`; without root it is skipped and named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import napikit
+from napikit.config import CostModel
+from napikit.host import procfs
+from napikit.host.costfile import (
+    FIELDS,
+    CostEntry,
+    check_writable,
+    default_entry,
+    median_spread,
+    write,
+)
+from napikit.host.facts import host_facts
+from napikit.host.procfs import ROOT
+
+REPS, QUICK_REPS = 7, 5
+SECONDS, QUICK_SECONDS = 0.4, 0.08
+
+#: What each raw measurement is, precisely (ns unless named otherwise).
+MEASUREMENTS: dict[str, str] = {
+    "send_inline_remote_reader": "sender thread CPU time per 64-byte sendto, RPS off "
+    "(the receive softirq runs inside sendto), reader blocked in recvmsg on the other CPU",
+    "recv_remote_reader": "reader thread CPU time per datagram in the same run",
+    "reader_wakeups_per_packet": "reader's voluntary context switches per datagram sent "
+    "in the same run (count, not ns)",
+    "send_inline_same_cpu_reader": "sender thread CPU time per sendto, RPS off, reader on "
+    "the sender's CPU",
+    "send_inline_no_reader": "wall time per sendto of a batch of 128 to a socket no thread "
+    "waits on (udp_drain), RPS off: send path + receive softirq, no wake-up",
+    "recv_queued": "wall time per recv() of the datagrams queued by that batch",
+    "send_rps_remote": "sender thread CPU time per sendto with rps_cpus = the reader's "
+    "(other) CPU: the receive runs there",
+    "rps_kick_extra": "send_rps_remote minus send_inline_remote_reader (negative: the "
+    "receive work left the sender's CPU)",
+    "protocol_rx_on_target": "in the RPS run, the reader's CPU time minus recv_queued per "
+    "datagram it read, per packet processed on its CPU (the receive softirq charged to "
+    "the reader it interrupts, plus the IPI handler and the reader's sleep/wake overhead)",
+    "rps_kicks_per_packet": "received_rps on the reader's CPU per datagram sent in the RPS "
+    "run (count)",
+    "rps_cal_per_kick": "CAL interrupts on the reader's CPU per received_rps in the RPS run "
+    "(count; below 1: kicks that needed no interrupt, or queued behind one)",
+    "futex_handoff_same_cpu": "half a futex ping-pong round trip, both threads on one CPU "
+    "(FUTEX_WAKE + FUTEX_WAIT + one context switch)",
+    "futex_handoff_idle_target": "half a futex ping-pong round trip across CPUs, each "
+    "thread blocked in FUTEX_WAIT so its CPU idles",
+    "futex_handoff_busy_target": "the same with a sched_yield spinner sharing the target "
+    "CPU, so a wake-up finds it running",
+    "futex_wake_idle_target": "time of the FUTEX_WAKE system call waking a thread on an "
+    "idle other CPU (ttwu_queue_wakelist: queue + IPI, none if it polls)",
+    "futex_wake_busy_target": "time of FUTEX_WAKE waking a thread on a busy other CPU "
+    "(direct enqueue, resched IPI if it preempts)",
+    "futex_wake_no_waiter": "time of FUTEX_WAKE with nobody waiting (the bare syscall)",
+    "idle_target_irqs_per_wakeup": "CAL + RES interrupts on the idle target per wake-up "
+    "during futex_handoff_idle_target (count; other activity adds to it)",
+    "kick_finds_target_polling": "1 - idle_target_irqs_per_wakeup, clamped to [0, 1]: "
+    "the share of cross-CPU wake-ups that needed no interrupt (fraction)",
+    "yield_alone": "sched_yield with no other thread on the CPU (no switch)",
+    "yield_pair": "sched_yield with two threads on one CPU (a switch per call)",
+    "cacheline_remote": "hand-off of a counter's cache line between threads on two CPUs "
+    "spinning on it (a line transfer per hand-off)",
+    "cacheline_local": "the same loads and stores by one thread (no transfer)",
+    "cacheline_transfer": "cacheline_remote minus cacheline_local: the extra cost of "
+    "touching memory last written by another CPU",
+}
+
+#: Measurements that are counts or fractions, not ns.
+UNITLESS = {"reader_wakeups_per_packet", "rps_kicks_per_packet", "rps_cal_per_kick",
+            "idle_target_irqs_per_wakeup", "kick_finds_target_polling"}
+
+#: The fields no user-space measurement reaches, and why.
+UNMEASURABLE: dict[str, str] = {
+    "netif_rx_ns": "enqueue_to_backlog runs inside sendto; user space cannot time it apart "
+    "from udp_sendmsg",
+    "nic_irq_ns": "loopback has no device interrupt",
+    "ipi_handler_ns": "the target's hard-IRQ entry, rps_trigger_softirq and exit cannot be "
+    "timed from user space",
+    "softirq_entry_ns": "handle_softirqs entry and exit happen inside sendto and cannot be "
+    "timed apart from it",
+    "hrtimer_irq_ns": "not measured (a timer interrupt's own cost needs tracing)",
+}
+
+_D = CostModel()
+
+Derivation = tuple[str, Callable[[dict[str, float]], float]]
+
+#: Field -> (the source recorded in the file, how one repetition's measurements give it).
+DERIVATIONS: dict[str, Derivation] = {
+    "udp_recvmsg_ns": ("recv_queued", lambda m: m["recv_queued"]),
+    "context_switch_ns": ("yield_pair - yield_alone",
+                          lambda m: m["yield_pair"] - m["yield_alone"]),
+    "wakeup_ns": ("futex_wake_busy_target - futex_wake_no_waiter",
+                  lambda m: m["futex_wake_busy_target"] - m["futex_wake_no_waiter"]),
+    "ipi_send_ns": ("futex_wake_idle_target - futex_wake_busy_target (the wakelist "
+                    "queue + IPI of a wake-up to an idle CPU, beyond a direct enqueue)",
+                    lambda m: m["futex_wake_idle_target"] - m["futex_wake_busy_target"]),
+    "wakeup_latency_ns": ("futex_handoff_idle_target - futex_handoff_same_cpu",
+                          lambda m: m["futex_handoff_idle_target"]
+                          - m["futex_handoff_same_cpu"]),
+    "ipi_latency_ns": ("futex_handoff_busy_target - futex_handoff_same_cpu (an interrupt "
+                       "reaching a running CPU and the switch it causes)",
+                       lambda m: m["futex_handoff_busy_target"] - m["futex_handoff_same_cpu"]),
+    "protocol_rx_ns": ("protocol_rx_on_target: the RPS run's reader CPU time beyond "
+                       "recv_queued per datagram, per packet processed on its CPU",
+                       lambda m: m["protocol_rx_on_target"]),
+    "udp_sendmsg_ns": ("send_inline_no_reader - protocol_rx_ns - netif_rx_ns (default) - "
+                       "softirq_entry_ns (default)",
+                       lambda m: m["send_inline_no_reader"] - max(0.0, m["protocol_rx_on_target"])
+                       - _D.netif_rx_ns - _D.softirq_entry_ns),
+}
+
+#: With root, the IPI's cost to the sender comes from the RPS run itself: the sender's
+#: time per packet beyond the send path, per kick (remote enqueue included).
+RPS_IPI_SEND: Derivation = (
+    "(send_rps_remote - udp_sendmsg_ns - netif_rx_ns) / rps_kicks_per_packet: the sender's "
+    "extra time per RPS kick (csd queue, IPI, remote backlog cache lines)",
+    lambda m: (m["send_rps_remote"] - _udp_sendmsg(m) - _D.netif_rx_ns)
+    / m["rps_kicks_per_packet"],
+)
+
+
+def _udp_sendmsg(m: dict[str, float]) -> float:
+    return max(0.0, DERIVATIONS["udp_sendmsg_ns"][1](m))
+
+
+#: Without root (no RPS run), the send path is split with the default receive cost.
+NO_ROOT_SENDMSG: Derivation = (
+    "send_inline_no_reader - protocol_rx_ns (default) - netif_rx_ns (default) - "
+    "softirq_entry_ns (default); no root, so the RPS run that separates them was skipped",
+    lambda m: m["send_inline_no_reader"] - _D.protocol_rx_ns - _D.netif_rx_ns
+    - _D.softirq_entry_ns,
+)
+
+
+def _per(n: float, d: float) -> float:
+    return n / d if d else float("nan")
+
+
+def _interrupts(root: Path | str) -> dict[str, tuple[int, ...]] | None:
+    """CAL and RES per CPU, or ``None`` where /proc/interrupts cannot be read."""
+    try:
+        return procfs.interrupts(root)
+    except procfs.HostError:
+        return None
+
+
+def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
+                 root: Path | str = ROOT) -> dict[str, float]:
+    """One repetition of every measurement: ``cpu_b`` ``None`` (a 1-CPU host) skips
+    the cross-CPU ones; ``rps`` (an :class:`RpsGuard`) enables the RPS run."""
+    import napikit.host._bench as _bench
+
+    m: dict[str, float] = {}
+    d = _bench.udp_drain(cpu_a, seconds=seconds)
+    m["send_inline_no_reader"] = _per(d["send_ns"], d["packets"])
+    m["recv_queued"] = _per(d["recv_ns"], d["packets"])
+    r = _bench.udp_flow(cpu_a, cpu_a, seconds=seconds)
+    m["send_inline_same_cpu_reader"] = _per(r["sender_cpu_ns"], r["sent"])
+    m["yield_alone"] = _bench.yield_ns(cpu_a, 1, seconds=seconds / 2)
+    m["yield_pair"] = _bench.yield_ns(cpu_a, 2, seconds=seconds / 2)
+    m["futex_wake_no_waiter"] = _bench.futex_wake_empty(cpu_a, seconds=seconds / 2)
+    p = _bench.futex_pingpong(cpu_a, cpu_a, seconds=seconds)
+    m["futex_handoff_same_cpu"] = _per(p["wall_ns"], 2 * p["round_trips"])
+    m["cacheline_local"] = _bench.cacheline_ns(cpu_a, cpu_a, local=True, seconds=seconds / 2)
+    if cpu_b is None:
+        return m
+    r = _bench.udp_flow(cpu_a, cpu_b, seconds=seconds)
+    m["send_inline_remote_reader"] = _per(r["sender_cpu_ns"], r["sent"])
+    m["recv_remote_reader"] = _per(r["receiver_cpu_ns"], r["received"])
+    m["reader_wakeups_per_packet"] = _per(r["receiver_nvcsw"], r["sent"])
+    before_irqs = _interrupts(root)
+    p = _bench.futex_pingpong(cpu_a, cpu_b, seconds=seconds)
+    after_irqs = _interrupts(root)
+    m["futex_handoff_idle_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
+    m["futex_wake_idle_target"] = _per(p["wake_ns"], p["wake_calls"])
+    if before_irqs is not None and after_irqs is not None:
+        irqs = sum(after_irqs[k][cpu_b] - before_irqs[k][cpu_b] for k in ("CAL", "RES"))
+        m["idle_target_irqs_per_wakeup"] = _per(irqs, p["round_trips"])
+        m["kick_finds_target_polling"] = min(1.0, max(
+            0.0, 1 - m["idle_target_irqs_per_wakeup"]))
+    p = _bench.futex_pingpong(cpu_a, cpu_b, busy_target=True, seconds=seconds)
+    m["futex_handoff_busy_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
+    m["futex_wake_busy_target"] = _per(p["wake_ns"], p["wake_calls"])
+    m["cacheline_remote"] = _bench.cacheline_ns(cpu_a, cpu_b, seconds=seconds / 2)
+    m["cacheline_transfer"] = m["cacheline_remote"] - m["cacheline_local"]
+    if rps is not None:
+        rps.set((cpu_b,))
+        try:
+            time.sleep(0.01)
+            before_sn = procfs.softnet_stat(root)
+            before = procfs.interrupts(root)
+            r = _bench.udp_flow(cpu_a, cpu_b, seconds=seconds)
+            after = procfs.interrupts(root)
+            after_sn = procfs.softnet_stat(root)
+        finally:
+            rps.set(())
+        kicks = after_sn[cpu_b].received_rps - before_sn[cpu_b].received_rps
+        m["send_rps_remote"] = _per(r["sender_cpu_ns"], r["sent"])
+        m["rps_kick_extra"] = m["send_rps_remote"] - m["send_inline_remote_reader"]
+        m["rps_kicks_per_packet"] = _per(kicks, r["sent"])
+        m["rps_cal_per_kick"] = _per(after["CAL"][cpu_b] - before["CAL"][cpu_b], kicks)
+        # Without IRQ_TIME_ACCOUNTING softirq time is charged to the task it interrupts,
+        # here mostly the reader on the RPS target. Its recvmsg share is taken from
+        # recv_queued (data written on the reader's own CPU, as here), not from
+        # recv_remote_reader (data from the other CPU: cache-line transfers and more
+        # blocking). What runs in the idle task is charged to nobody; the reader's own
+        # sleep/wake overhead and the IPI handler are charged to it.
+        processed = after_sn[cpu_b].processed - before_sn[cpu_b].processed
+        m["protocol_rx_on_target"] = _per(
+            r["receiver_cpu_ns"] - m["recv_queued"] * r["received"], processed)
+    return m
+
+
+def _median(rule: Derivation, reps: list[dict[str, float]]) -> tuple[int, tuple[int, int]]:
+    return median_spread([rule[1](m) for m in reps])
+
+
+def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> dict[
+    str, CostEntry
+]:
+    """Every CostModel field's entry from the repetitions' measurements."""
+    entries: dict[str, CostEntry] = {}
+    for field, why in UNMEASURABLE.items():
+        entries[field] = default_entry(field, why)
+    for field, (source, fn) in DERIVATIONS.items():
+        rule: Derivation = (source, fn)
+        if field == "udp_sendmsg_ns" and not have_root:
+            rule = NO_ROOT_SENDMSG
+        if field == "ipi_send_ns" and have_root:
+            rule = RPS_IPI_SEND
+        needs_root = field == "protocol_rx_ns"
+        if needs_root and not have_root:
+            entries[field] = default_entry(field, "needs root: the RPS run that moves the "
+                                           "receive off the sender's CPU writes rps_cpus")
+            continue
+        try:
+            value, spread = _median(rule, reps)
+        except (KeyError, ValueError, ZeroDivisionError):
+            try:
+                if rule is not RPS_IPI_SEND:
+                    raise
+                # The RPS run saw no kick (no RPS in this kernel?): the futex proxy.
+                rule = (source + " (the RPS run counted no kicks)", fn)
+                value, spread = _median(rule, reps)
+            except (KeyError, ValueError, ZeroDivisionError):
+                why = "needs 2 CPUs" if not cross_cpu else \
+                    "its measurements gave no finite value (see [measurements])"
+                entries[field] = default_entry(field, why)
+                continue
+        entries[field] = CostEntry(value, spread, rule[0])
+    return {name: entries[name] for name in FIELDS}
+
+
+def summarize(reps: list[dict[str, float]]) -> dict[str, Any]:
+    """Each measurement's median and range, with what it measures."""
+    out: dict[str, Any] = {}
+    for name, what in MEASUREMENTS.items():
+        values = [m[name] for m in reps if name in m and m[name] == m[name]]
+        if not values:
+            continue
+        digits = 4 if name in UNITLESS else 1
+        out[name] = {
+            "unit": "count" if name in UNITLESS else "ns",
+            "median": round(statistics.median(values), digits),
+            "min": round(min(values), digits),
+            "max": round(max(values), digits),
+            "what": what,
+        }
+    return out
+
+
+def calibrate(quick: bool = False, root: Path | str = ROOT, euid: int | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the measurements; ``{"entries", "measurements", "host", "reps", "seconds"}``."""
+    from napikit.host.kernel_bench import RpsGuard
+
+    facts = host_facts(root)
+    cpus = facts["online_cpus"]
+    cpu_a = cpus[0]
+    cpu_b = cpus[1] if len(cpus) > 1 else None
+    have_root = (os.geteuid() if euid is None else euid) == 0
+    reps, seconds = (QUICK_REPS, QUICK_SECONDS) if quick else (REPS, SECONDS)
+    results: list[dict[str, float]] = []
+    if have_root and cpu_b is not None:
+        with RpsGuard(root) as guard:
+            for i in range(reps):
+                if progress:
+                    progress(f"[rep {i + 1}/{reps}] measuring")
+                results.append(measure_once(cpu_a, cpu_b, seconds, guard, root))
+    else:
+        for i in range(reps):
+            if progress:
+                progress(f"[rep {i + 1}/{reps}] measuring (no RPS run: "
+                         + ("not root)" if not have_root else "1 CPU)"))
+            results.append(measure_once(cpu_a, cpu_b, seconds, None, root))
+    entries = derive(results, have_root and cpu_b is not None, cpu_b is not None)
+    return {"entries": entries, "measurements": summarize(results), "host": facts,
+            "reps": reps, "seconds": seconds, "cpus": [cpu_a, cpu_b]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``napikit calibrate``."""
+    parser.add_argument("--out", type=Path, default=Path("costs.toml"), metavar="FILE",
+                        help="cost-model file to write (default costs.toml)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_REPS} repetitions of {QUICK_SECONDS:g} s loops instead "
+                        f"of {REPS} of {SECONDS:g} s")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``napikit calibrate``: measure, write the cost file, print the table."""
+    check_writable(args.out)
+    out = calibrate(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    entries: dict[str, CostEntry] = out["entries"]
+    write(args.out, entries, out["host"], out["measurements"],
+          napikit=napikit.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                             time.gmtime()),
+          notes=f"{out['reps']} repetitions of {out['seconds']:g} s loops on CPUs "
+          f"{out['cpus'][0]} and {out['cpus'][1]}; value = median, spread = min-max")
+    width = max(map(len, entries))
+    for name, e in entries.items():
+        print(f"{name:<{width}}  {e.value:>7} ns  [{e.spread[0]}-{e.spread[1]}]  {e.source}")
+    m = out["measurements"]
+    for name in ("cacheline_transfer", "kick_finds_target_polling", "rps_cal_per_kick"):
+        if name in m:
+            print(f"{name:<{width}}  {m[name]['median']:>7} {m[name]['unit']}  "
+                  f"[{m[name]['min']}-{m[name]['max']}]  (no CostModel field)")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,69 @@
+"""The compiled helper runs tiny bounded loops without root (loopback UDP and futexes
+need no privilege); the numbers themselves are not checked, only their sanity."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from napikit.host import _bench
+
+CPUS = sorted(os.sched_getaffinity(0))
+A = CPUS[0]
+B = CPUS[1] if len(CPUS) > 1 else CPUS[0]
+
+
+def test_udp_flow_is_bounded_by_its_duration() -> None:
+    """0.05 s of closed-loop sending: packets flow, and it ends in time."""
+    t = time.monotonic()
+    r = _bench.udp_flow(A, B, seconds=0.05)
+    assert time.monotonic() - t < 1.0
+    assert r["sent"] > 0 and 0 < r["received"] <= r["sent"]
+    assert r["sender_cpu_ns"] > 0 and r["send_wall_ns"] >= 0.04e9
+
+
+def test_udp_flow_is_bounded_by_its_packet_cap() -> None:
+    """The hard cap stops the sender first."""
+    r = _bench.udp_flow(A, A, seconds=1.0, max_packets=200)
+    assert r["sent"] + r["send_errors"] == 200
+
+
+def test_udp_flow_paced() -> None:
+    """A paced sender sends about rate x duration."""
+    r = _bench.udp_flow(A, B, seconds=0.05, rate_pps=2000)
+    assert 90 <= r["sent"] <= 101
+
+
+def test_udp_drain_and_sync_loops() -> None:
+    """The other loops return positive times."""
+    d = _bench.udp_drain(A, seconds=0.02)
+    assert d["packets"] > 0 and d["recv_ns"] > 0
+    p = _bench.futex_pingpong(A, B, seconds=0.02)
+    assert p["round_trips"] > 0 and p["wake_calls"] == p["round_trips"]
+    assert _bench.futex_pingpong(A, B, busy_target=True, seconds=0.02)["round_trips"] > 0
+    assert _bench.futex_wake_empty(A, seconds=0.01) > 0
+    assert _bench.yield_ns(A, 2, seconds=0.01) > 0
+    assert _bench.cacheline_ns(A, A, local=True, seconds=0.01) > 0
+    if B != A:
+        assert _bench.cacheline_ns(A, B, seconds=0.01) > 0
+
+
+def test_bad_duration_and_cpu() -> None:
+    """An unbounded duration is refused; a CPU that does not exist is an OSError."""
+    with pytest.raises(ValueError):
+        _bench.udp_flow(A, B, seconds=0)
+    with pytest.raises(OSError):
+        _bench.udp_flow(A, 4000, seconds=0.01)
+
+
+def test_the_calling_thread_is_not_left_pinned() -> None:
+    """Loops that pin the calling thread put its affinity back."""
+    before = os.sched_getaffinity(0)
+    _bench.udp_flow(A, B, seconds=0.01)
+    _bench.udp_drain(B, seconds=0.01)
+    _bench.futex_pingpong(B, A, seconds=0.01)
+    _bench.futex_wake_empty(B, seconds=0.01)
+    _bench.cacheline_ns(B, B, local=True, seconds=0.01)
+    assert os.sched_getaffinity(0) == before

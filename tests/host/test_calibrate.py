@@ -1,0 +1,135 @@
+"""calibrate's mapping from measurements to CostModel fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from napikit.config import CostModel
+from napikit.host import calibrate
+from napikit.host.costfile import FIELDS
+
+#: One repetition's measurements, round numbers.
+M = {
+    "send_inline_remote_reader": 4000.0, "recv_remote_reader": 3000.0,
+    "reader_wakeups_per_packet": 0.1, "send_inline_same_cpu_reader": 4200.0,
+    "send_inline_no_reader": 3500.0, "recv_queued": 600.0, "send_rps_remote": 5000.0,
+    "rps_kick_extra": 1000.0, "rps_kicks_per_packet": 0.25, "rps_cal_per_kick": 1.0,
+    "protocol_rx_on_target": 1300.0,
+    "futex_handoff_same_cpu": 2500.0, "futex_handoff_idle_target": 40000.0,
+    "futex_handoff_busy_target": 30000.0, "futex_wake_idle_target": 7000.0,
+    "futex_wake_busy_target": 5000.0, "futex_wake_no_waiter": 200.0,
+    "idle_target_irqs_per_wakeup": 0.75, "kick_finds_target_polling": 0.25,
+    "yield_alone": 500.0, "yield_pair": 1500.0, "cacheline_remote": 200.0,
+    "cacheline_local": 1.0, "cacheline_transfer": 199.0,
+}
+
+
+def test_every_field_has_an_entry_with_a_source() -> None:
+    """Each CostModel field is measured or a named default."""
+    entries = calibrate.derive([M, M], have_root=True, cross_cpu=True)
+    assert list(entries) == list(FIELDS)
+    for name, e in entries.items():
+        assert e.source, name
+        assert e.spread[0] <= e.value <= e.spread[1]
+    for name in calibrate.UNMEASURABLE:
+        assert entries[name].source.startswith("default:")
+        assert entries[name].value == getattr(CostModel(), name)
+
+
+def test_mapping_with_root() -> None:
+    """The documented formulas."""
+    e = calibrate.derive([M], have_root=True, cross_cpu=True)
+    assert e["context_switch_ns"].value == 1000
+    assert e["wakeup_ns"].value == 4800
+    assert e["wakeup_latency_ns"].value == 37500
+    assert e["ipi_latency_ns"].value == 27500
+    assert e["udp_recvmsg_ns"].value == 600
+    assert e["protocol_rx_ns"].value == 1300
+    sendmsg = 3500 - 1300 - CostModel().netif_rx_ns - CostModel().softirq_entry_ns
+    assert e["udp_sendmsg_ns"].value == sendmsg
+    assert e["ipi_send_ns"].value == round((5000 - sendmsg - CostModel().netif_rx_ns) / 0.25)
+
+
+def test_without_root_protocol_rx_is_a_default() -> None:
+    """No RPS run: protocol_rx_ns is the default and says why; ipi_send from futexes."""
+    m = {k: v for k, v in M.items() if "rps" not in k}
+    e = calibrate.derive([m], have_root=False, cross_cpu=True)
+    assert e["protocol_rx_ns"].source.startswith("default: needs root")
+    assert e["ipi_send_ns"].value == 2000
+    assert "no root" in e["udp_sendmsg_ns"].source
+
+
+def test_one_cpu_host_defaults_cross_cpu_fields() -> None:
+    """Without a second CPU the cross-CPU fields are defaults naming why."""
+    m = {k: M[k] for k in ("send_inline_no_reader", "recv_queued", "yield_alone",
+                           "yield_pair", "futex_wake_no_waiter", "futex_handoff_same_cpu")}
+    e = calibrate.derive([m], have_root=False, cross_cpu=False)
+    assert e["wakeup_latency_ns"].source == "default: needs 2 CPUs"
+    assert e["context_switch_ns"].value == 1000
+
+
+def test_spread_is_the_range_over_repetitions() -> None:
+    """Median value, min-max spread."""
+    reps = [dict(M, yield_pair=p) for p in (1400.0, 1500.0, 1900.0)]
+    e = calibrate.derive(reps, have_root=True, cross_cpu=True)["context_switch_ns"]
+    assert (e.value, e.spread) == (1000, (900, 1400))
+
+
+def test_summarize_names_what_is_measured() -> None:
+    """Each measurement keeps its unit and description."""
+    s = calibrate.summarize([M, M])
+    assert s["kick_finds_target_polling"]["unit"] == "count"
+    assert s["yield_pair"]["median"] == pytest.approx(1500.0)
+    assert set(s) <= set(calibrate.MEASUREMENTS)
+
+
+@pytest.fixture
+def fake_bench(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled loops replaced by canned numbers (no real measurement)."""
+    from napikit.host import _bench
+
+    flow = {"sent": 1000, "received": 900, "sender_cpu_ns": 4_000_000,
+            "receiver_cpu_ns": 2_000_000, "receiver_nvcsw": 50}
+    monkeypatch.setattr(_bench, "udp_flow", lambda *a, **k: dict(flow))
+    monkeypatch.setattr(_bench, "udp_drain", lambda *a, **k: {
+        "packets": 1000, "send_ns": 3_500_000, "recv_ns": 600_000, "rounds": 8})
+    monkeypatch.setattr(_bench, "yield_ns", lambda cpu, n, **k: 500.0 * n)
+    monkeypatch.setattr(_bench, "futex_wake_empty", lambda *a, **k: 200.0)
+    monkeypatch.setattr(_bench, "futex_pingpong", lambda a, b, busy_target=False, **k: {
+        "round_trips": 100, "wall_ns": 400_000 if a == b else 6_000_000,
+        "wake_calls": 100, "wake_ns": 500_000 if busy_target else 700_000})
+    monkeypatch.setattr(_bench, "cacheline_ns", lambda a, b, local=False, **k:
+                        1.0 if local else 150.0)
+
+
+def test_calibrate_without_root_on_the_fake_tree(fake_root, fake_bench) -> None:
+    """Not root: no RPS run, rps_cpus untouched, protocol_rx_ns a named default."""
+    before = (fake_root / "sys/class/net/lo/queues/rx-0/rps_cpus").read_text()
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    assert (fake_root / "sys/class/net/lo/queues/rx-0/rps_cpus").read_text() == before
+    e = out["entries"]
+    assert e["protocol_rx_ns"].source.startswith("default: needs root")
+    assert e["context_switch_ns"].value == 500
+    assert out["host"]["ncpus"] == 2 and len(out["measurements"]) > 10
+
+
+def test_calibrate_as_root_restores_rps_cpus(fake_root, fake_bench) -> None:
+    """Root: the RPS run writes the fake rps_cpus and puts the original back."""
+    path = fake_root / "sys/class/net/lo/queues/rx-0/rps_cpus"
+    path.write_text("00000000\n")
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=0)
+    assert path.read_text() == "00000000\n"
+    # The recorded counters do not move, so the RPS run counts no kicks: ipi_send_ns
+    # falls back to the futex proxy and says so; protocol_rx_ns has no finite value.
+    e = out["entries"]
+    assert e["ipi_send_ns"].value == 2000 and "counted no kicks" in e["ipi_send_ns"].source
+    assert e["protocol_rx_ns"].source.startswith("default: its measurements")
+    assert "rps_kicks_per_packet" in out["measurements"]
+
+
+def test_calibrate_without_proc_interrupts(fake_root, fake_bench) -> None:
+    """Where /proc/interrupts cannot be read, the polling share is left out, not fatal."""
+    (fake_root / "proc/interrupts").unlink()
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    assert "kick_finds_target_polling" not in out["measurements"]
+    assert out["entries"]["wakeup_latency_ns"].value > 0

@@ -1,0 +1,109 @@
+"""validate on the committed example files, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from napikit import cli
+from napikit.errors import ConfigError
+from napikit.host import validate
+from napikit.host.costfile import load
+
+
+@pytest.fixture(scope="module")
+def comparison() -> dict:
+    examples = Path(__file__).parents[2] / "examples" / "host"
+    return validate.compare(validate.load_real(examples / "real.json"),
+                            load(examples / "costs.toml"), seconds=0.05)
+
+
+def test_ratio_table_has_the_expected_rows(comparison: dict) -> None:
+    """RPS to receiver / all / sender over off, same CPU over other, per-kick rows."""
+    labels = [r.what for r in comparison["ratios"]]
+    for label, _, _ in validate.RATIOS:
+        assert f"delivered_pps {label} [closed]" in labels
+        assert f"sent_pps {label} [closed]" in labels
+        assert f"delivered_pps {label} [20000pps]" in labels
+    assert "packets_per_rps_kick [other/rps-receiver/20000pps]" in labels
+    assert "cal_per_rps_kick [other/rps-receiver/20000pps]" in labels
+
+
+def test_every_configuration_has_every_figure(comparison: dict, examples: Path) -> None:
+    """Each configuration of real.json is simulated and compared figure by figure."""
+    real = json.loads((examples / "real.json").read_text())
+    assert list(comparison["figures"]) == [c["name"] for c in real["configurations"]]
+    for rows in comparison["figures"].values():
+        assert [r.what for r in rows] == list(validate.FIGURES)
+
+
+def test_relative_error_and_sign() -> None:
+    """(predicted - measured) / measured; ratios agree when on the same side of 1."""
+    row = validate.Row("x", 2.0, 1.5, 2.5, 1.5, True)
+    assert row.rel_error == pytest.approx(-0.25) and row.sign_agrees
+    assert not validate.Row("x", 1.3, 1, 2, 0.7, True).sign_agrees
+    assert validate.Row("x", 0.0, 0, 0, 1.0, False).rel_error is None
+
+
+def test_cli_text_and_json(examples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The text report starts with the ratios; --json parses."""
+    args = ["validate", "--costs", str(examples / "costs.toml"),
+            "--real", str(examples / "real.json")]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "Ratios between configurations" in text and "RPS to receiver / RPS off" in text
+    assert cli.main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["policy"] == "softirq-ipi" and doc["ratios"]
+
+
+def test_missing_costs_use_defaults_named(
+    examples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cost file without a field: the default is used and named in the report."""
+    costs = tmp_path / "costs.toml"
+    costs.write_text('[costs.udp_recvmsg_ns]\nunit = "ns"\nvalue = 600\n')
+    assert cli.main(["validate", "--costs", str(costs),
+                     "--real", str(examples / "real.json")]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert "ipi_send_ns" in line and "udp_recvmsg_ns" not in line
+
+
+def test_plot(examples: Path, tmp_path: Path) -> None:
+    """--plot writes a PNG."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "v.png"
+    assert cli.main(["validate", "--costs", str(examples / "costs.toml"),
+                     "--real", str(examples / "real.json"), "--plot", str(out), "--json"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("doc", "field"), [
+    ({"format": "x"}, "format"),
+    ({"format": "napikit-kernel-bench/1"}, "configurations"),
+    ({"format": "napikit-kernel-bench/1", "configurations": [{"name": "a"}]},
+     "configurations[0].pairs"),
+    ({"format": "napikit-kernel-bench/1", "configurations": [
+        {"name": "a", "pairs": [[0, 1]], "rps_cpus": [], "rate_pps": None,
+         "figures": {"sent_pps": {"median": "1"}}}]}, "configurations[0].figures.sent_pps"),
+])
+def test_bad_real_file_names_the_field(doc: dict, field: str, tmp_path: Path) -> None:
+    """A real.json that is not kernel-bench's: a ConfigError naming the field."""
+    path = tmp_path / "real.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError) as e:
+        validate.load_real(path)
+    assert e.value.field == field
+
+
+def test_cli_bad_real_file_one_line(
+    examples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not JSON: exit 2, one line."""
+    path = tmp_path / "real.json"
+    path.write_text("{")
+    assert cli.main(["validate", "--costs", str(examples / "costs.toml"),
+                     "--real", str(path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
