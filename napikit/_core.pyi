@@ -1,5 +1,6 @@
 """Type stub of napikit/_core.pyx (compiled): the simulation core."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from napikit.config import Config
@@ -9,6 +10,9 @@ from napikit.decision import CompiledPolicy
 BUCKET_NAMES: tuple[str, ...]
 TASK_KINDS: tuple[str, ...]
 TASK_STATES: tuple[str, ...]
+
+def histogram_summary(values: Iterable[int]) -> dict[str, int]:
+    """A latency histogram's summary (count, mean, percentiles, max) of ``values``."""
 
 class Sim:
     """One run of the model: build it, call :meth:`run` once, read :meth:`raw_results`."""

@@ -173,3 +173,19 @@ def test_ksoftirqd_wakeups_lead_to_switches(run, scenario):
     """SEED-RT under the ksoftirqd policy: every ksoftirqd wake-up is a switch to it."""
     result = run(scenario("seed-rt", packets=50_000, policy="ksoftirqd"))
     assert 0 < result.ksoftirqd_wakeups <= result.context_switches
+
+
+@pytest.mark.parametrize("granularity", [0, 10**9])
+def test_wakeup_granularity_decides_wakeup_preemption(run, scenario, granularity):
+    """SEED-LO under backlog-threads without the fast path: every packet wakes CPU 0's
+    backlog thread while the sender runs. With sched_wakeup_granularity_ns = 0 each
+    wake-up preempts the sender (check_preempt_wakeup: vdiff > gran); with 1 s almost
+    none does (the sender's vruntime lead is never that large)."""
+    config = scenario("seed-lo", packets=20_000, policy="backlog-threads",
+                      policy_options={"fast_path": False})
+    kernel = attrs.evolve(config.kernel, sched_wakeup_granularity_ns=granularity)
+    result = run(config.evolve(kernel=kernel))
+    if granularity == 0:
+        assert result.involuntary_switches >= 10_000
+    else:
+        assert result.involuntary_switches <= 100

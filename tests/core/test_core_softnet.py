@@ -244,3 +244,16 @@ def test_dev_weight_bias_scales_the_quota(run):
     biased = run(base.evolve(kernel=attrs.evolve(base.kernel, dev_weight_rx_bias=8)))
     assert plain.softnet[1].time_squeeze == 0
     assert biased.softnet[1].time_squeeze > 0
+
+
+@pytest.mark.parametrize(("max_backlog", "drops"), [(10, 9), (18, 1), (19, 0), (20, 0)])
+def test_backlog_drops_only_above_netdev_max_backlog(run, max_backlog, drops):
+    """A burst of 20 packets into CPU 1's empty backlog, all queued before CPU 1 polls
+    (the IPI leaves when CPU 0's net_rx_action ends): enqueue_to_backlog drops when the
+    queue already holds more than netdev_max_backlog, so it holds max + 1."""
+    config = Config(ncpus=2, packets=20, drain_ns=10**8,
+                    kernel=KernelParams(netdev_max_backlog=max_backlog),
+                    workloads=[NicIrq(cpu=0, rate_pps=1000, arrival="bursty", burst=20,
+                                      flows=1, rps_cpus=(1,))])
+    result = run(config)
+    assert (result.drops.backlog, result.delivered) == (drops, 20 - drops)
