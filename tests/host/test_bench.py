@@ -4,7 +4,6 @@ need no privilege); the numbers themselves are not checked, only their sanity.""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -17,11 +16,10 @@ B = CPUS[1] if len(CPUS) > 1 else CPUS[0]
 
 def test_udp_flow_is_bounded_by_its_duration() -> None:
     """0.05 s of closed-loop sending: packets flow, and it ends in time."""
-    t = time.monotonic()
     r = _bench.udp_flow(A, B, seconds=0.05)
-    assert time.monotonic() - t < 1.0
     assert r["sent"] > 0 and 0 < r["received"] <= r["sent"]
-    assert r["sender_cpu_ns"] > 0 and r["send_wall_ns"] >= 0.04e9
+    # the helper's own clock: it stopped sending soon after its 0.05 s
+    assert r["sender_cpu_ns"] > 0 and 0.04e9 <= r["send_wall_ns"] < 0.5e9
 
 
 def test_udp_flow_is_bounded_by_its_packet_cap() -> None:
