@@ -74,6 +74,7 @@ cdef struct Event:
 cdef struct Packet:
     i64 t_sent        # sendmsg start (loopback) or arrival at the NIC
     i64 t_enq         # netif_rx
+    i64 t_done        # protocol receive done (set when a hard IRQ interrupts its step)
     int flow
     int seq
     int target        # CPU whose backlog holds it
@@ -144,6 +145,7 @@ cdef struct Task:
     int pkt           # packet in hand (sender), batch size (irq thread)
     int poll_work     # process_backlog progress when polling from this task
     int seg_n         # packets of the segment being processed
+    int rem_seg       # ``remaining`` is the rest of a poll step of that many packets
     i64 next_send     # rate-limited sender: time of its next sendmsg; cyclictest: expiry
     i64 runtime_ns    # its own steps
     i64 softirq_ns    # softirq steps run while it was current (irq_exit, its bh_enable)
@@ -205,7 +207,11 @@ cdef struct Cpu:
     i64 step_start
     i64 step_dur
     i64 step_end
-    i64 steal                 # hard-IRQ time taken out of the running step
+    i64 steal                 # hard-IRQ time taken out of the running step, not yet
+                              # added to step_end
+    i64 stolen                # all hard-IRQ time taken out of the running step
+    int step_seg              # the running step polls that many packets (0: not a poll)
+    int seg_done              # ... of which the first are done and time-stamped
     i64 busy_until            # hard-IRQ time on a CPU that ran no step
     int irq_deferred          # an interrupt's irq_exit waits for IRQs to be enabled
     # handle_softirqs frame

@@ -34,16 +34,24 @@ cdef void net_rps_send_ipi(Sim s, int cpu, int bucket) noexcept:
 
 cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
     """``net_rps_send_ipi`` of ``owner``'s ``rps_ipi_list``, run on ``cpu`` (they differ
-    only when ``dev_cpu_dead`` sends a dead CPU's pending IPIs)."""
+    only when ``dev_cpu_dead`` sends a dead CPU's pending IPIs).
+
+    The loop sends one ``smp_call_function_single_async`` after another: the ``k``-th
+    IPI leaves once the sender has spent ``k * ipi_send_ns`` on them, counted from when
+    the CPU is free (after hard-IRQ time it owes, such as the ``netif_rx`` of the
+    interrupt that queued them), and reaches its target ``ipi_latency_ns`` later."""
     cdef Softnet* sd = &s.sd[owner]
+    cdef Cpu* c = &s.cpus[cpu]
     cdef int i, target
+    cdef i64 t = c.busy_until if c.level == L_NONE and c.busy_until > s.now else s.now
     for i in range(sd.rps_ipi_n - 1, -1, -1):
         target = sd.rps_ipi_list[i]
         if s.cpus[target].online:
             s.ipis += 1
             cpu_charge(s, cpu, s.c_ipi_send, bucket)
+            t = t_add(t, s.c_ipi_send)
             # an IPI still in flight when its target goes offline is stale (gen)
-            ev_push(s, s.now + s.c_ipi_latency, EV_IPI, target, s.cpus[target].gen)
+            ev_push(s, t_add(t, s.c_ipi_latency), EV_IPI, target, s.cpus[target].gen)
     sd.rps_ipi_n = 0
 
 

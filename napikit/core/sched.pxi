@@ -15,7 +15,11 @@ cdef void cpu_charge(Sim s, int cpu, i64 ns, int bucket) noexcept:
     if bucket == B_SOFTIRQ or bucket == B_KSOFTIRQD:
         task_charge(s, cpu, L_SOFTIRQ, ns)
     if c.level != L_NONE:
+        if c.step_seg:
+            # the packets done so far are not delayed by it
+            poll_step_stamp(s, cpu, s.now - c.step_start - c.stolen)
         c.steal = t_add(c.steal, ns)
+        c.stolen = t_add(c.stolen, ns)
     else:
         c.busy_until = t_add(c.busy_until if c.busy_until > s.now else s.now, ns)
 
@@ -29,6 +33,8 @@ cdef void start_step(Sim s, int cpu, int level, i64 dur, int bucket) noexcept:
     c.step_dur = dur
     c.step_end = t_add(start, dur)
     c.steal = 0
+    c.stolen = 0
+    c.step_seg = 0
     c.token += 1
     ev_push(s, c.step_end, EV_STEP, cpu, c.token)
 
@@ -44,6 +50,9 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
         c.steal = 0
         ev_push(s, c.step_end, EV_STEP, cpu, token)
         return
+    if c.step_seg:
+        poll_step_stamp(s, cpu, c.step_dur)
+        c.step_seg = 0
     level = c.level
     c.level = L_NONE
     c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
@@ -87,12 +96,16 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
     cdef Cpu* c = &s.cpus[cpu]
     cdef Task* t = &s.tasks[c.curr]
     cdef i64 elapsed = s.now - c.step_start
-    cdef i64 irq = c.steal if c.steal < elapsed else elapsed
+    cdef i64 irq = c.stolen if c.stolen < elapsed else elapsed
     cdef i64 done = elapsed - irq
     if done > c.step_dur:
         done = c.step_dur
     if done < 0:
         done = 0
+    if c.step_seg:
+        poll_step_stamp(s, cpu, done)
+    t.rem_seg = c.step_seg
+    c.step_seg = 0
     t.remaining = c.step_dur - done
     t.rem_bucket = c.bucket
     if c.level == L_SOFTIRQ:
@@ -100,8 +113,9 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
     c.acct[c.bucket] = t_add(c.acct[c.bucket], done)
     task_charge(s, cpu, c.level, done)
     # now + steal - irq, the IRQ time not yet served (summed so that it cannot wrap)
-    c.busy_until = s.now if c.steal < elapsed else t_add(c.step_start, c.steal)
+    c.busy_until = s.now if c.stolen < elapsed else t_add(c.step_start, c.stolen)
     c.steal = 0
+    c.stolen = 0
     c.level = L_NONE
     c.token += 1
 
@@ -374,6 +388,9 @@ cdef void resume_task(Sim s, int cpu, int ti) noexcept:
         rem = t.remaining
         t.remaining = -1
         start_step(s, cpu, L_SOFTIRQ if sirq else L_TASK, rem, t.rem_bucket)
+        if t.rem_seg:
+            poll_step_resumed(s, cpu, t.rem_seg, rem)
+            t.rem_seg = 0
     elif sirq:
         softirq_continue(s, cpu)
     else:
