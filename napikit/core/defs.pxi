@@ -62,6 +62,7 @@ cdef enum:
     EV_RESCHED = 6    # a CPU acts on need_resched (a: cpu)
     EV_WATCHDOG = 7   # the stall watchdog looks at every backlog
     EV_HOTPLUG = 8    # the next CPU hotplug request is due
+    EV_KICK = 9       # an RPS csd queued to a polling idle CPU is seen (a: cpu)
 
 cdef struct Event:
     i64 time
@@ -151,6 +152,17 @@ cdef struct Task:
     i64 softirq_ns    # softirq steps run while it was current (irq_exit, its bh_enable)
 
 # ---------------------------------------------------------------- per-CPU state
+# cpuidle: the state an idle CPU waits in (KernelParams.cpuidle), and what a kick finds
+cdef enum:
+    IDLE_HALT = 0
+    IDLE_POLL = 1
+    IDLE_HALTPOLL = 2
+
+cdef enum:
+    CPU_BUSY = 0      # not idle: a kick to it is an interrupt taken at once
+    CPU_POLLING = 1   # idle with TIF_POLLING_NRFLAG: a kick needs no interrupt
+    CPU_HALTED = 2    # idle and halted: an interrupt, after the exit latency
+
 cdef enum:
     L_NONE = 0
     L_TASK = 1
@@ -213,6 +225,7 @@ cdef struct Cpu:
     int step_seg              # the running step polls that many packets (0: not a poll)
     int seg_done              # ... of which the first are done and time-stamped
     i64 busy_until            # hard-IRQ time on a CPU that ran no step
+    i64 idle_since            # when its last step ended (with busy_until: idle since)
     int irq_deferred          # an interrupt's irq_exit waits for IRQs to be enabled
     # handle_softirqs frame
     int softirq_active

@@ -55,6 +55,7 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
         c.step_seg = 0
     level = c.level
     c.level = L_NONE
+    c.idle_since = s.now
     c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
     task_charge(s, cpu, level, c.step_dur)
     if level == L_SOFTIRQ:
@@ -171,8 +172,11 @@ cdef inline bint rt_softirq_preemptible(Sim s, int cpu) noexcept:
 cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     """``try_to_wake_up``: the waker pays ``wakeup_ns``; a task on another CPU becomes
     runnable there ``wakeup_latency_ns`` later (``ttwu_queue``), one on this CPU at once.
-    ``waker_cpu`` < 0: woken by a timer, at no cost."""
+    ``waker_cpu`` < 0: woken by a timer, at no cost. A CPU idling in a polling state
+    sees the wake-up at once (no interrupt, B.10.1); a halted one after
+    ``wakeup_latency_ns`` plus its exit latency."""
     cdef Task* t = &s.tasks[ti]
+    cdef int state
     if t.state != TS_SLEEPING:
         return
     if t.kind == T_KSOFTIRQD:
@@ -183,9 +187,15 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
         cpu_charge(s, waker_cpu, s.c_wakeup, bucket)
     if waker_cpu < 0 or waker_cpu == t.cpu:
         activate(s, ti)
+        return
+    state = cpu_idle_state(s, t.cpu)
+    t.state = TS_WAKING
+    if state == CPU_POLLING:
+        # the idle loop sees the wake-up (set_nr_if_polling): no interrupt to wait for
+        ev_push(s, s.now, EV_WAKE, ti, 0)
     else:
-        t.state = TS_WAKING
-        ev_push(s, s.now + s.c_wakeup_latency, EV_WAKE, ti, 0)
+        ev_push(s, s.now + s.c_wakeup_latency + (s.c_idle_exit if state == CPU_HALTED else 0),
+                EV_WAKE, ti, 0)
 
 
 cdef void activate(Sim s, int ti) noexcept:
