@@ -100,6 +100,7 @@ cdef class Sim:
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
     cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
+    cdef bint has_sockets         # some packets go to a socket (loopback UDP)
     cdef CompiledPolicy policy
     # state
     cdef i64 now
@@ -284,6 +285,7 @@ cdef class Sim:
                 nflows += w.flows
         self._setup_tasks(specs, bool(self.hp_n))
         self._setup_sources(sources, socks)
+        self.has_sockets = len(socks) > 0
         self.nflows = nflows
         self.flow_seq = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")
         self.flow_last = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")

@@ -224,6 +224,7 @@ cdef struct Cpu:
     i64 stolen                # all hard-IRQ time taken out of the running step
     int step_seg              # the running step polls that many packets (0: not a poll)
     int seg_done              # ... of which the first are done and time-stamped
+    i64 seg_end               # when the last poll step ended (the rest are done by then)
     i64 busy_until            # hard-IRQ time on a CPU that ran no step
     i64 idle_since            # when its last step ended (with busy_until: idle since)
     int irq_deferred          # an interrupt's irq_exit waits for IRQs to be enabled

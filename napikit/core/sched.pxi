@@ -51,7 +51,7 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
         ev_push(s, c.step_end, EV_STEP, cpu, token)
         return
     if c.step_seg:
-        poll_step_stamp(s, cpu, c.step_dur)
+        c.seg_end = s.now   # process_backlog_deliver times the packets not yet stamped
         c.step_seg = 0
     level = c.level
     c.level = L_NONE

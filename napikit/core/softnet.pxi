@@ -279,10 +279,11 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
         if avail > 0:
             if avail > quota - work:
                 avail = quota - work
-            for j in range(avail):
-                if s.pkts[sd.process_queue.buf[(sd.process_queue.head + <u32>j) &
-                                               sd.process_queue.mask]].sock >= 0:
-                    return j + 1
+            if s.has_sockets:
+                for j in range(avail):
+                    if s.pkts[sd.process_queue.buf[(sd.process_queue.head + <u32>j) &
+                                                   sd.process_queue.mask]].sock >= 0:
+                        return j + 1
             return avail
         if ring_len(&sd.input_pkt_queue) == 0:
             sd.napi_state &= NAPIF_STATE_THREADED
@@ -328,8 +329,9 @@ cdef void poll_step_stamp(Sim s, int cpu, i64 prog) noexcept:
     """Time-stamp (``t_done``) the packets of the running poll step done once it has
     worked ``prog`` ns: called before hard-IRQ time is taken out of the step
     (``cpu_charge``: ``now - step_start - stolen``, as IRQ time not yet served has not
-    let it move), when it is interrupted (``suspend_task_step``) and when it ends
-    (``step_done``). Packet ``j`` was done at ``step_start + (j+1) * protocol_rx_ns +
+    let it move) and when it is interrupted (``suspend_task_step``); the packets done
+    after the step's last IRQ are timed back from its end (``seg_end``) by
+    ``process_backlog_deliver``. Packet ``j`` was done at ``step_start + (j+1) * protocol_rx_ns +
     stolen``, shifted back by the work of the step's earlier parts (an interrupted
     step resumed): IRQ time taken after it does not delay it."""
     cdef Cpu* c = &s.cpus[cpu]
@@ -352,13 +354,17 @@ cdef void poll_step_stamp(Sim s, int cpu, i64 prog) noexcept:
 
 cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
     """``__netif_receive_skb`` of the ``n`` packets a poll step has just processed, each
-    with the time it was done (``t_done``, set by ``poll_step_stamp``)."""
+    with the time it was done: ``t_done`` for those ``poll_step_stamp`` stamped, else
+    ``(n-1-i) * protocol_rx_ns`` before the step's end (no IRQ came after them)."""
     cdef Softnet* sd = &s.sd[cpu]
     cdef int i, idx
+    cdef int stamped = s.cpus[cpu].seg_done
     cdef i64 t
+    # the step ended, so n * protocol_rx_ns did not saturate: no product below wraps
+    cdef i64 t_last = s.cpus[cpu].seg_end - (n - 1) * s.c_protocol_rx
     for i in range(n):
         idx = ring_pop(&sd.process_queue)
-        t = s.pkts[idx].t_done
+        t = s.pkts[idx].t_done if i < stamped else t_last + i * s.c_protocol_rx
         sd.processed += 1
         if s.pkts[idx].target != cpu:
             s.wrong_cpu += 1
