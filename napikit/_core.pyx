@@ -153,7 +153,7 @@ cdef class Sim:
     # counters
     cdef i64 arrived, delivered, delivered_in_window
     cdef i64 drop_backlog, drop_flow_limit, drop_socket, drop_nic_ring
-    cdef i64 ipis, polled_kicks, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
+    cdef i64 ipis, polled_kicks, wakeup_ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
     cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
     cdef i64 reordered, wrong_cpu, events, lost_kicks, reinjected
     cdef i64 stall_timeout
@@ -576,6 +576,9 @@ cdef class Sim:
             elif e.kind == EV_KICK:
                 if e.b == self.cpus[e.a].gen:
                     kick_arrives(self, e.a)
+            elif e.kind == EV_WAKE_IPI:
+                if self.tasks[e.a].state == TS_WAKING:
+                    wakelist_ipi_arrives(self, e.a, e.b)
             else:
                 self.watchdog_pending = 0
                 stall_watchdog(self, False)
@@ -697,6 +700,7 @@ cdef class Sim:
             "reinjected": self.reinjected,
             "ipis": self.ipis,
             "polled_kicks": self.polled_kicks,
+            "wakeup_ipis": self.wakeup_ipis,
             "thread_kicks": self.thread_kicks,
             "backlog_thread_wakeups": self.backlog_thread_wakeups,
             "ksoftirqd_wakeups": self.ksoftirqd_wakeups,

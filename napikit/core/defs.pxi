@@ -63,6 +63,7 @@ cdef enum:
     EV_WATCHDOG = 7   # the stall watchdog looks at every backlog
     EV_HOTPLUG = 8    # the next CPU hotplug request is due
     EV_KICK = 9       # an RPS csd queued to a polling idle CPU is seen (a: cpu)
+    EV_WAKE_IPI = 10  # the IPI of a wake-up queued on an idle CPU's wakelist (a: task)
 
 cdef struct Event:
     i64 time

@@ -170,12 +170,24 @@ cdef inline bint rt_softirq_preemptible(Sim s, int cpu) noexcept:
 # ---------------------------------------------------------------- wake-ups
 
 cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
-    """``try_to_wake_up``: the waker pays ``wakeup_ns``; a task on another CPU becomes
-    runnable there ``wakeup_latency_ns`` later (``ttwu_queue``), one on this CPU at once.
-    ``waker_cpu`` < 0: woken by a timer, at no cost. A CPU idling in a polling state
-    sees the wake-up at once (no interrupt, B.10.1); a halted one after
-    ``wakeup_latency_ns`` plus its exit latency."""
+    """``try_to_wake_up``: the waker pays ``wakeup_ns``; a task on this CPU becomes
+    runnable at once. ``waker_cpu`` < 0: woken by a timer, at no cost.
+
+    A task on another CPU goes through ``ttwu_queue``. ``ttwu_queue_cond`` (all CPUs
+    share a cache here) picks ``ttwu_queue_wakelist`` when the target's run queue is
+    empty (``!cpu_rq(cpu)->nr_running``): the wake-up is queued on its wakelist and
+    ``__smp_call_single_queue`` -> ``send_call_function_single_ipi`` interrupts it,
+    unless it idles polling (``set_nr_if_polling``): then its idle loop runs the
+    wakelist at once (``flush_smp_call_function_queue``), no interrupt. The IPI costs
+    the waker ``ipi_send_ns`` more, is counted in ``wakeup_ipis`` (the CAL row of
+    ``/proc/interrupts``; ``ipis`` stays the RPS IPIs), lands ``wakeup_latency_ns``
+    later (plus the exit latency of a halted CPU) and runs ``sched_ttwu_pending`` in
+    hard IRQ there (``ipi_handler_ns``). A target running something is woken by the
+    waker itself (``ttwu_do_activate`` on its run queue), runnable ``wakeup_latency_ns``
+    later. Simplification: the reschedule IPI that wake-up may need (RES) is not
+    modelled apart from that latency."""
     cdef Task* t = &s.tasks[ti]
+    cdef Cpu* c
     cdef int state
     if t.state != TS_SLEEPING:
         return
@@ -188,14 +200,29 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     if waker_cpu < 0 or waker_cpu == t.cpu:
         activate(s, ti)
         return
-    state = cpu_idle_state(s, t.cpu)
+    c = &s.cpus[t.cpu]
     t.state = TS_WAKING
+    if c.curr >= 0 or c.nr_running > 0:
+        ev_push(s, s.now + s.c_wakeup_latency, EV_WAKE, ti, 0)
+        return
+    state = cpu_idle_state(s, t.cpu)
     if state == CPU_POLLING:
-        # the idle loop sees the wake-up (set_nr_if_polling): no interrupt to wait for
         ev_push(s, s.now, EV_WAKE, ti, 0)
-    else:
-        ev_push(s, s.now + s.c_wakeup_latency + (s.c_idle_exit if state == CPU_HALTED else 0),
-                EV_WAKE, ti, 0)
+        return
+    s.wakeup_ipis += 1
+    cpu_charge(s, waker_cpu, s.c_ipi_send, bucket)
+    ev_push(s, s.now + s.c_wakeup_latency + (s.c_idle_exit if state == CPU_HALTED else 0),
+            EV_WAKE_IPI, ti, t.cpu)
+
+
+cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
+    """EV_WAKE_IPI: the call-function IPI of a wakelist wake-up reaches ``cpu``; its
+    hard-IRQ handler runs ``sched_ttwu_pending`` (``ttwu_do_activate``), then
+    ``irq_exit``. A task moved off ``cpu`` meanwhile (hotplug: the dying CPU's wakelist
+    is flushed) is woken where it is now, with no interrupt."""
+    activate(s, ti)
+    if s.tasks[ti].cpu == cpu and s.cpus[cpu].online:
+        irq_exit(s, cpu, s.c_ipi_handler)
 
 
 cdef void activate(Sim s, int ti) noexcept:
