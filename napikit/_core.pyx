@@ -23,6 +23,10 @@ cdef enum:
     NIC_RING = 4096            # device receive ring ahead of a forced-threaded handler
     FIFO_IRQ_PRIO = 50         # sched_set_fifo() of IRQ threads
     STOPPER_PRIO = 99          # the stopper runs above every other task (MAX_RT_PRIO - 1)
+    # A csd queued to a polling CPU costs its sender a quarter of an IPI's send: the
+    # llist_add and set_nr_if_polling's cmpxchg on the target's flags (two cache lines
+    # that move) but no APIC write, the part that traps in a guest (kernel-model.md B.10.1)
+    POLLED_KICK_SEND_DIV = 4
 
 #: CPU time buckets, task kinds and task states as results name them.
 BUCKET_NAMES = ("hardirq", "softirq", "ksoftirqd", "backlog_thread", "irq_thread",
@@ -89,11 +93,14 @@ cdef class Sim:
     cdef bint preempt_rt
     cdef bint ksoftirqd_do_its_job
     cdef bint idle_poll
+    cdef int cpuidle               # IDLE_HALT / IDLE_POLL / IDLE_HALTPOLL
+    cdef i64 c_idle_exit, haltpoll_ns, c_kick_send
     cdef u64 seed
     cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
     cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
+    cdef bint has_sockets         # some packets go to a socket (loopback UDP)
     cdef CompiledPolicy policy
     # state
     cdef i64 now
@@ -146,7 +153,7 @@ cdef class Sim:
     # counters
     cdef i64 arrived, delivered, delivered_in_window
     cdef i64 drop_backlog, drop_flow_limit, drop_socket, drop_nic_ring
-    cdef i64 ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
+    cdef i64 ipis, polled_kicks, wakeup_ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
     cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
     cdef i64 reordered, wrong_cpu, events, lost_kicks, reinjected
     cdef i64 stall_timeout
@@ -209,6 +216,9 @@ cdef class Sim:
         self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads or k.preempt_rt
         self.ksoftirqd_do_its_job = k.let_ksoftirqd_do_its_job
         self.idle_poll = k.idle_poll
+        self.cpuidle = {"halt": IDLE_HALT, "poll": IDLE_POLL, "haltpoll": IDLE_HALTPOLL}[k.cpuidle]
+        self.c_idle_exit = k.idle_exit_latency_ns
+        self.haltpoll_ns = k.haltpoll_ns
         self.seed = config.seed
         self.c_netif_rx = c.netif_rx_ns
         self.c_nic_irq = c.nic_irq_ns
@@ -216,6 +226,8 @@ cdef class Sim:
         self.c_udp_sendmsg = c.udp_sendmsg_ns
         self.c_udp_recvmsg = c.udp_recvmsg_ns
         self.c_ipi_send = c.ipi_send_ns
+        # a csd to a polling CPU: llist_add and set_nr_if_polling's cmpxchg, no APIC write
+        self.c_kick_send = c.ipi_send_ns // POLLED_KICK_SEND_DIV
         self.c_ipi_latency = c.ipi_latency_ns
         self.c_ipi_handler = c.ipi_handler_ns
         self.c_context_switch = c.context_switch_ns
@@ -273,6 +285,7 @@ cdef class Sim:
                 nflows += w.flows
         self._setup_tasks(specs, bool(self.hp_n))
         self._setup_sources(sources, socks)
+        self.has_sockets = len(socks) > 0
         self.nflows = nflows
         self.flow_seq = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")
         self.flow_last = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")
@@ -560,6 +573,12 @@ cdef class Sim:
                     resched_event(self, e.a)
             elif e.kind == EV_HOTPLUG:
                 cpu_hotplug_start(self, e.a)
+            elif e.kind == EV_KICK:
+                if e.b == self.cpus[e.a].gen:
+                    kick_arrives(self, e.a)
+            elif e.kind == EV_WAKE_IPI:
+                if self.tasks[e.a].state == TS_WAKING:
+                    wakelist_ipi_arrives(self, e.a, e.b)
             else:
                 self.watchdog_pending = 0
                 stall_watchdog(self, False)
@@ -680,6 +699,8 @@ cdef class Sim:
             ],
             "reinjected": self.reinjected,
             "ipis": self.ipis,
+            "polled_kicks": self.polled_kicks,
+            "wakeup_ipis": self.wakeup_ipis,
             "thread_kicks": self.thread_kicks,
             "backlog_thread_wakeups": self.backlog_thread_wakeups,
             "ksoftirqd_wakeups": self.ksoftirqd_wakeups,
@@ -711,6 +732,27 @@ cdef void ipi_arrives(Sim s, int cpu) noexcept:
             softirq_start(s, cpu, -1)
         return
     irq_exit(s, cpu, s.c_ipi_handler)
+
+
+cdef void kick_arrives(Sim s, int cpu) noexcept:
+    """EV_KICK: a CPU idling in a polling state sees the csd an RPS kick queued
+    (``set_nr_if_polling`` set TIF_NEED_RESCHED instead of sending an IPI): ``do_idle``
+    runs ``flush_smp_call_function_queue`` -> ``rps_trigger_softirq`` with no hard-IRQ
+    entry or exit, then ``do_softirq`` (non-RT) or, with forced-threaded IRQs,
+    ``do_softirq_post_smp_call_flush``, which warns and wakes ksoftirqd. A CPU that
+    has left its idle loop meanwhile (an interrupt, a wake-up) takes it as an IPI."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if not c.online:
+        return
+    if cpu_idle_state(s, cpu) == CPU_BUSY:
+        ipi_arrives(s, cpu)
+        return
+    rps_trigger_softirq(s, cpu)
+    if s.forced_irqthreads:
+        s.rt_idle_softirq_warnings += 1
+        wakeup_softirqd(s, cpu, B_SOFTIRQ)
+    else:
+        softirq_start(s, cpu, -1)
 
 
 cdef void stall_watchdog(Sim s, bint final) noexcept:

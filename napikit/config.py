@@ -154,6 +154,18 @@ class KernelParams:
     #: The target idles in a polling state, so a csd needs no interrupt
     #: (``call_function_single_prep_ipi`` / ``set_nr_if_polling``).
     idle_poll: bool = field(default=False, validator=_is_bool)
+    #: The cpuidle state an idle CPU waits in (kernel-model.md B.10.2): ``"halt"``, a
+    #: C-state left only by an interrupt (bare metal's default); ``"poll"``, the POLL
+    #: state (``idle=poll``), with TIF_POLLING_NRFLAG set, so an RPS kick or a remote
+    #: wake-up to it sends no interrupt (``set_nr_if_polling``); ``"haltpoll"``, KVM
+    #: guests' haltpoll: it polls for ``haltpoll_ns``, then halts.
+    cpuidle: str = field(default="halt", validator=_one_of("halt", "poll", "haltpoll"))
+    #: Exit latency of the halted state: the time from an interrupt (an RPS IPI, a
+    #: remote wake-up) to a halted CPU until it runs the handler (a C-state's exit, a
+    #: VM entry in a guest). 0: a halted CPU wakes at once.
+    idle_exit_latency_ns: int = field(default=0, validator=_int_in(0, COST_MAX_NS))
+    #: haltpoll's ``guest_halt_poll_ns``: how long an idle CPU polls before it halts.
+    haltpoll_ns: int = field(default=200_000, validator=_int_in(0, COST_MAX_NS))
     #: ``MAX_SOFTIRQ_RESTART`` and ``MAX_SOFTIRQ_TIME`` (``kernel/softirq.c``).
     max_softirq_restart: int = field(default=10, validator=_int_in(1, 10**6))
     max_softirq_time_ms: int = field(default=2, validator=_int_in(1, 10**6))

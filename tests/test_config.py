@@ -45,6 +45,20 @@ def test_kernel_defaults_are_linux_defaults():
     assert k.force_irqthreads is False
 
 
+def test_cpuidle_defaults_keep_a_halted_idle_cpu_that_wakes_at_once():
+    """cpuidle defaults to "halt" with no exit latency (an interrupt wakes an idle CPU
+    at once, the model before idle states), and haltpoll's window to the kernel's
+    guest_halt_poll_ns, 200 us."""
+    k = KernelParams()
+    assert (k.cpuidle, k.idle_exit_latency_ns, k.haltpoll_ns) == ("halt", 0, 200_000)
+
+
+def test_unknown_cpuidle_state_lists_the_states():
+    """cpuidle names one of the three modelled idle states."""
+    msg = str(_error(KernelParams, cpuidle="mwait"))
+    assert msg.startswith("kernel.cpuidle:") and "halt, poll, haltpoll" in msg
+
+
 @pytest.mark.parametrize("hz, usecs", [(1000, 2000), (250, 8000), (100, 20000)])
 def test_budget_usecs_default_is_two_jiffies(hz, usecs):
     """netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ (2000 at 1000 Hz, 8000 at 250)."""
@@ -430,6 +444,8 @@ _INT_BOUNDS = [
     (KernelParams, "sched_wakeup_granularity_ns", 0, _MAX.SCHED_TUNABLE_MAX_NS),
     (KernelParams, "rmem_default", 1, _MAX.INT_MAX),
     (KernelParams, "skb_truesize", 1, _MAX.INT_MAX),
+    (KernelParams, "idle_exit_latency_ns", 0, _MAX.COST_MAX_NS),
+    (KernelParams, "haltpoll_ns", 0, _MAX.COST_MAX_NS),
     (CostModel, "ipi_latency_ns", 0, _MAX.COST_MAX_NS),
     (CostModel, "udp_sendmsg_ns", 0, _MAX.COST_MAX_NS),
     (LoopbackUdp, "flows", 1, _MAX.FLOWS_MAX),

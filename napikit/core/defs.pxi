@@ -62,6 +62,8 @@ cdef enum:
     EV_RESCHED = 6    # a CPU acts on need_resched (a: cpu)
     EV_WATCHDOG = 7   # the stall watchdog looks at every backlog
     EV_HOTPLUG = 8    # the next CPU hotplug request is due
+    EV_KICK = 9       # an RPS csd queued to a polling idle CPU is seen (a: cpu)
+    EV_WAKE_IPI = 10  # the IPI of a wake-up queued on an idle CPU's wakelist (a: task)
 
 cdef struct Event:
     i64 time
@@ -74,6 +76,7 @@ cdef struct Event:
 cdef struct Packet:
     i64 t_sent        # sendmsg start (loopback) or arrival at the NIC
     i64 t_enq         # netif_rx
+    i64 t_done        # protocol receive done (set when a hard IRQ interrupts its step)
     int flow
     int seq
     int target        # CPU whose backlog holds it
@@ -144,11 +147,23 @@ cdef struct Task:
     int pkt           # packet in hand (sender), batch size (irq thread)
     int poll_work     # process_backlog progress when polling from this task
     int seg_n         # packets of the segment being processed
+    int rem_seg       # ``remaining`` is the rest of a poll step of that many packets
     i64 next_send     # rate-limited sender: time of its next sendmsg; cyclictest: expiry
     i64 runtime_ns    # its own steps
     i64 softirq_ns    # softirq steps run while it was current (irq_exit, its bh_enable)
 
 # ---------------------------------------------------------------- per-CPU state
+# cpuidle: the state an idle CPU waits in (KernelParams.cpuidle), and what a kick finds
+cdef enum:
+    IDLE_HALT = 0
+    IDLE_POLL = 1
+    IDLE_HALTPOLL = 2
+
+cdef enum:
+    CPU_BUSY = 0      # not idle: a kick to it is an interrupt taken at once
+    CPU_POLLING = 1   # idle with TIF_POLLING_NRFLAG: a kick needs no interrupt
+    CPU_HALTED = 2    # idle and halted: an interrupt, after the exit latency
+
 cdef enum:
     L_NONE = 0
     L_TASK = 1
@@ -205,8 +220,14 @@ cdef struct Cpu:
     i64 step_start
     i64 step_dur
     i64 step_end
-    i64 steal                 # hard-IRQ time taken out of the running step
+    i64 steal                 # hard-IRQ time taken out of the running step, not yet
+                              # added to step_end
+    i64 stolen                # all hard-IRQ time taken out of the running step
+    int step_seg              # the running step polls that many packets (0: not a poll)
+    int seg_done              # ... of which the first are done and time-stamped
+    i64 seg_end               # when the last poll step ended (the rest are done by then)
     i64 busy_until            # hard-IRQ time on a CPU that ran no step
+    i64 idle_since            # when its last step ended (with busy_until: idle since)
     int irq_deferred          # an interrupt's irq_exit waits for IRQs to be enabled
     # handle_softirqs frame
     int softirq_active

@@ -127,6 +127,7 @@ cdef void take_cpu_down(Sim s, int cpu) noexcept:
     c.level = L_NONE
     c.token += 1
     c.steal = 0
+    c.stolen = 0
     c.busy_until = 0
     c.irq_deferred = 0
     c.tick_pending = 0

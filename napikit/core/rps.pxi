@@ -34,17 +34,61 @@ cdef void net_rps_send_ipi(Sim s, int cpu, int bucket) noexcept:
 
 cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
     """``net_rps_send_ipi`` of ``owner``'s ``rps_ipi_list``, run on ``cpu`` (they differ
-    only when ``dev_cpu_dead`` sends a dead CPU's pending IPIs)."""
+    only when ``dev_cpu_dead`` sends a dead CPU's pending IPIs).
+
+    The loop sends one ``smp_call_function_single_async`` after another: the ``k``-th
+    IPI leaves once the sender has spent ``k * ipi_send_ns`` on them, counted from when
+    the CPU is free (after hard-IRQ time it owes, such as the ``netif_rx`` of the
+    interrupt that queued them), and reaches its target ``ipi_latency_ns`` later.
+
+    ``smp_call_function_single_async`` -> ``__smp_call_single_queue`` sends no interrupt
+    to a CPU idling in a polling state (``call_function_single_prep_ipi`` ->
+    ``set_nr_if_polling``): the sender pays only the queueing (``ipi_send_ns / 4``), the
+    kick is not an IPI (``polled_kicks``) and the target sees it at once (EV_KICK). A
+    halted target is interrupted after ``ipi_latency_ns`` plus its exit latency. The
+    target's state is the one it has when the kick is queued."""
     cdef Softnet* sd = &s.sd[owner]
-    cdef int i, target
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef int i, target, state
+    cdef i64 t = c.busy_until if c.level == L_NONE and c.busy_until > s.now else s.now
     for i in range(sd.rps_ipi_n - 1, -1, -1):
         target = sd.rps_ipi_list[i]
-        if s.cpus[target].online:
-            s.ipis += 1
-            cpu_charge(s, cpu, s.c_ipi_send, bucket)
-            # an IPI still in flight when its target goes offline is stale (gen)
-            ev_push(s, s.now + s.c_ipi_latency, EV_IPI, target, s.cpus[target].gen)
+        if not s.cpus[target].online:
+            continue
+        # an IPI still in flight when its target goes offline is stale (gen)
+        state = cpu_idle_state(s, target)
+        if state == CPU_POLLING:
+            s.polled_kicks += 1
+            cpu_charge(s, cpu, s.c_kick_send, bucket)
+            t = t_add(t, s.c_kick_send)
+            ev_push(s, t, EV_KICK, target, s.cpus[target].gen)
+            continue
+        s.ipis += 1
+        cpu_charge(s, cpu, s.c_ipi_send, bucket)
+        t = t_add(t, s.c_ipi_send)
+        ev_push(s, t_add(t, s.c_ipi_latency + (s.c_idle_exit if state == CPU_HALTED else 0)),
+                EV_IPI, target, s.cpus[target].gen)
     sd.rps_ipi_n = 0
+
+
+cdef int cpu_idle_state(Sim s, int cpu) noexcept:
+    """What a kick finds on ``cpu`` now: ``CPU_BUSY`` unless it runs nothing (no task,
+    step, softirq, hard-IRQ time or runnable task); then ``CPU_POLLING`` in cpuidle's
+    POLL state, or in haltpoll's first ``haltpoll_ns`` of idleness
+    (``guest_halt_poll_ns``, ``drivers/cpuidle/governors/haltpoll.c``), else
+    ``CPU_HALTED``."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef i64 since
+    if c.curr >= 0 or c.level != L_NONE or c.softirq_active or c.nr_running > 0 \
+            or c.busy_until > s.now:
+        return CPU_BUSY
+    if s.cpuidle == IDLE_POLL:
+        return CPU_POLLING
+    if s.cpuidle == IDLE_HALTPOLL:
+        since = c.idle_since if c.idle_since > c.busy_until else c.busy_until
+        if s.now - since < s.haltpoll_ns:
+            return CPU_POLLING
+    return CPU_HALTED
 
 
 cdef void rps_trigger_softirq(Sim s, int cpu) noexcept:

@@ -15,7 +15,11 @@ cdef void cpu_charge(Sim s, int cpu, i64 ns, int bucket) noexcept:
     if bucket == B_SOFTIRQ or bucket == B_KSOFTIRQD:
         task_charge(s, cpu, L_SOFTIRQ, ns)
     if c.level != L_NONE:
+        if c.step_seg:
+            # the packets done so far are not delayed by it
+            poll_step_stamp(s, cpu, s.now - c.step_start - c.stolen)
         c.steal = t_add(c.steal, ns)
+        c.stolen = t_add(c.stolen, ns)
     else:
         c.busy_until = t_add(c.busy_until if c.busy_until > s.now else s.now, ns)
 
@@ -29,6 +33,8 @@ cdef void start_step(Sim s, int cpu, int level, i64 dur, int bucket) noexcept:
     c.step_dur = dur
     c.step_end = t_add(start, dur)
     c.steal = 0
+    c.stolen = 0
+    c.step_seg = 0
     c.token += 1
     ev_push(s, c.step_end, EV_STEP, cpu, c.token)
 
@@ -44,8 +50,12 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
         c.steal = 0
         ev_push(s, c.step_end, EV_STEP, cpu, token)
         return
+    if c.step_seg:
+        c.seg_end = s.now   # process_backlog_deliver times the packets not yet stamped
+        c.step_seg = 0
     level = c.level
     c.level = L_NONE
+    c.idle_since = s.now
     c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
     task_charge(s, cpu, level, c.step_dur)
     if level == L_SOFTIRQ:
@@ -87,12 +97,16 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
     cdef Cpu* c = &s.cpus[cpu]
     cdef Task* t = &s.tasks[c.curr]
     cdef i64 elapsed = s.now - c.step_start
-    cdef i64 irq = c.steal if c.steal < elapsed else elapsed
+    cdef i64 irq = c.stolen if c.stolen < elapsed else elapsed
     cdef i64 done = elapsed - irq
     if done > c.step_dur:
         done = c.step_dur
     if done < 0:
         done = 0
+    if c.step_seg:
+        poll_step_stamp(s, cpu, done)
+    t.rem_seg = c.step_seg
+    c.step_seg = 0
     t.remaining = c.step_dur - done
     t.rem_bucket = c.bucket
     if c.level == L_SOFTIRQ:
@@ -100,8 +114,9 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
     c.acct[c.bucket] = t_add(c.acct[c.bucket], done)
     task_charge(s, cpu, c.level, done)
     # now + steal - irq, the IRQ time not yet served (summed so that it cannot wrap)
-    c.busy_until = s.now if c.steal < elapsed else t_add(c.step_start, c.steal)
+    c.busy_until = s.now if c.stolen < elapsed else t_add(c.step_start, c.stolen)
     c.steal = 0
+    c.stolen = 0
     c.level = L_NONE
     c.token += 1
 
@@ -155,10 +170,25 @@ cdef inline bint rt_softirq_preemptible(Sim s, int cpu) noexcept:
 # ---------------------------------------------------------------- wake-ups
 
 cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
-    """``try_to_wake_up``: the waker pays ``wakeup_ns``; a task on another CPU becomes
-    runnable there ``wakeup_latency_ns`` later (``ttwu_queue``), one on this CPU at once.
-    ``waker_cpu`` < 0: woken by a timer, at no cost."""
+    """``try_to_wake_up``: the waker pays ``wakeup_ns``; a task on this CPU becomes
+    runnable at once. ``waker_cpu`` < 0: woken by a timer, at no cost.
+
+    A task on another CPU goes through ``ttwu_queue``. ``ttwu_queue_cond`` (all CPUs
+    share a cache here) picks ``ttwu_queue_wakelist`` when the target's run queue is
+    empty (``!cpu_rq(cpu)->nr_running``): the wake-up is queued on its wakelist and
+    ``__smp_call_single_queue`` -> ``send_call_function_single_ipi`` interrupts it,
+    unless it idles polling (``set_nr_if_polling``): then its idle loop runs the
+    wakelist at once (``flush_smp_call_function_queue``), no interrupt. The IPI costs
+    the waker ``ipi_send_ns`` more, is counted in ``wakeup_ipis`` (the CAL row of
+    ``/proc/interrupts``; ``ipis`` stays the RPS IPIs), lands ``wakeup_latency_ns``
+    later (plus the exit latency of a halted CPU) and runs ``sched_ttwu_pending`` in
+    hard IRQ there (``ipi_handler_ns``). A target running something is woken by the
+    waker itself (``ttwu_do_activate`` on its run queue), runnable ``wakeup_latency_ns``
+    later. Simplification: the reschedule IPI that wake-up may need (RES) is not
+    modelled apart from that latency."""
     cdef Task* t = &s.tasks[ti]
+    cdef Cpu* c
+    cdef int state
     if t.state != TS_SLEEPING:
         return
     if t.kind == T_KSOFTIRQD:
@@ -169,9 +199,30 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
         cpu_charge(s, waker_cpu, s.c_wakeup, bucket)
     if waker_cpu < 0 or waker_cpu == t.cpu:
         activate(s, ti)
-    else:
-        t.state = TS_WAKING
+        return
+    c = &s.cpus[t.cpu]
+    t.state = TS_WAKING
+    if c.curr >= 0 or c.nr_running > 0:
         ev_push(s, s.now + s.c_wakeup_latency, EV_WAKE, ti, 0)
+        return
+    state = cpu_idle_state(s, t.cpu)
+    if state == CPU_POLLING:
+        ev_push(s, s.now, EV_WAKE, ti, 0)
+        return
+    s.wakeup_ipis += 1
+    cpu_charge(s, waker_cpu, s.c_ipi_send, bucket)
+    ev_push(s, s.now + s.c_wakeup_latency + (s.c_idle_exit if state == CPU_HALTED else 0),
+            EV_WAKE_IPI, ti, t.cpu)
+
+
+cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
+    """EV_WAKE_IPI: the call-function IPI of a wakelist wake-up reaches ``cpu``; its
+    hard-IRQ handler runs ``sched_ttwu_pending`` (``ttwu_do_activate``), then
+    ``irq_exit``. A task moved off ``cpu`` meanwhile (hotplug: the dying CPU's wakelist
+    is flushed) is woken where it is now, with no interrupt."""
+    activate(s, ti)
+    if s.tasks[ti].cpu == cpu and s.cpus[cpu].online:
+        irq_exit(s, cpu, s.c_ipi_handler)
 
 
 cdef void activate(Sim s, int ti) noexcept:
@@ -374,6 +425,9 @@ cdef void resume_task(Sim s, int cpu, int ti) noexcept:
         rem = t.remaining
         t.remaining = -1
         start_step(s, cpu, L_SOFTIRQ if sirq else L_TASK, rem, t.rem_bucket)
+        if t.rem_seg:
+            poll_step_resumed(s, cpu, t.rem_seg, rem)
+            t.rem_seg = 0
     elif sirq:
         softirq_continue(s, cpu)
     else:

@@ -103,7 +103,7 @@ cdef void softirq_continue(Sim s, int cpu) noexcept:
                 continue
             c.seg_n = n
             c.sirq_pc = NRA_SEG_DONE
-            start_step(s, cpu, L_SOFTIRQ, protocol_rx_cost(s, n), bucket)
+            poll_step_start(s, cpu, L_SOFTIRQ, n, bucket)
             return
         elif c.sirq_pc == NRA_SEG_DONE:
             process_backlog_deliver(s, cpu, c.seg_n, bucket)

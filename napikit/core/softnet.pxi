@@ -256,23 +256,35 @@ cdef int process_backlog_begin(Sim s, int cpu, int bucket) noexcept:
 
 
 cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
-    """The next run of ``process_backlog``'s loop: how many packets it delivers from
-    ``process_queue`` before it must look again (quota reached, or queue empty).
+    """The next run of ``process_backlog``'s loop: how many packets the next poll step
+    takes from ``process_queue`` (quota reached, queue empty, or a packet for a socket).
 
     Returns 0 when the poll is over: ``work == quota`` (still SCHED: repoll), or both
     queues empty, in which case the NAPI completes (state masked to THREADED). When only
     ``process_queue`` is empty the whole ``input_pkt_queue`` is spliced onto it (both
     are rings of indices and ``process_queue`` is empty then, so the splice is a swap).
+
+    A step ends with the first packet bound for a socket: ``__udp_enqueue_schedule_skb``
+    queues it and wakes its reader as soon as that packet is done, not when the rest of
+    the quota is (the kernel's loop is per packet). Packets that only reach a consumer
+    (NIC traffic) share a step; each is time-stamped as done at its own instant.
     """
     cdef Softnet* sd = &s.sd[cpu]
     cdef Ring tmp
-    cdef int avail
+    cdef int avail, j
     if work >= quota:
         return 0
     while True:
         avail = ring_len(&sd.process_queue)
         if avail > 0:
-            return avail if avail < quota - work else quota - work
+            if avail > quota - work:
+                avail = quota - work
+            if s.has_sockets:
+                for j in range(avail):
+                    if s.pkts[sd.process_queue.buf[(sd.process_queue.head + <u32>j) &
+                                                   sd.process_queue.mask]].sock >= 0:
+                        return j + 1
+            return avail
         if ring_len(&sd.input_pkt_queue) == 0:
             sd.napi_state &= NAPIF_STATE_THREADED
             sd.last_batch = sd.batch
@@ -289,20 +301,70 @@ cdef inline i64 protocol_rx_cost(Sim s, int n) noexcept:
     return n * s.c_protocol_rx if n <= s.rx_n_max else T_NEVER
 
 
-cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
-    """``__netif_receive_skb`` of the ``n`` packets a step has just processed.
+cdef void poll_step_start(Sim s, int cpu, int level, int n, int bucket) noexcept:
+    """Start the step in which ``process_backlog`` runs ``__netif_receive_skb`` on the
+    ``n`` packets at the head of ``process_queue``; packet ``i`` is done when
+    ``(i+1) * protocol_rx_ns`` of the step have run (hard-IRQ time stolen before it
+    delays it, time stolen after it does not: ``poll_step_stamp``)."""
+    cdef Cpu* c = &s.cpus[cpu]
+    start_step(s, cpu, level, protocol_rx_cost(s, n), bucket)
+    c.step_seg = n
+    c.seg_done = 0
 
-    Simplification: the step is their summed protocol cost; packet ``i`` of ``n`` is
-    time-stamped as done ``(n-1-i) * protocol_rx_ns`` before the step's end, and side
-    effects (socket enqueue, the reader's wake-up) happen at the step's end.
-    """
+
+cdef void poll_step_resumed(Sim s, int cpu, int n, i64 rem) noexcept:
+    """The rest (``rem`` ns) of an interrupted poll step of ``n`` packets has just been
+    started again: the packets done before the interruption were time-stamped then."""
+    cdef Cpu* c = &s.cpus[cpu]
+    c.step_seg = n
+    if n > s.rx_n_max:
+        c.seg_done = 0
+    elif s.c_protocol_rx > 0:
+        c.seg_done = <int>((n * s.c_protocol_rx - rem) // s.c_protocol_rx)
+    else:
+        c.seg_done = n
+
+
+cdef void poll_step_stamp(Sim s, int cpu, i64 prog) noexcept:
+    """Time-stamp (``t_done``) the packets of the running poll step done once it has
+    worked ``prog`` ns: called before hard-IRQ time is taken out of the step
+    (``cpu_charge``: ``now - step_start - stolen``, as IRQ time not yet served has not
+    let it move) and when it is interrupted (``suspend_task_step``); the packets done
+    after the step's last IRQ are timed back from its end (``seg_end``) by
+    ``process_backlog_deliver``. Packet ``j`` was done at ``step_start + (j+1) * protocol_rx_ns +
+    stolen``, shifted back by the work of the step's earlier parts (an interrupted
+    step resumed): IRQ time taken after it does not delay it."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef Ring* q = &s.sd[cpu].process_queue
+    cdef i64 cost = s.c_protocol_rx
+    cdef i64 base, k, t0
+    cdef int j
+    if c.step_seg > s.rx_n_max or prog < 0:
+        return  # a saturated step never ends
+    if prog > c.step_dur:
+        prog = c.step_dur
+    base = c.step_seg * cost - c.step_dur
+    k = (base + prog) // cost if cost > 0 else c.step_seg
+    t0 = c.step_start - base + c.stolen
+    for j in range(c.seg_done, <int>k):
+        s.pkts[q.buf[(q.head + <u32>j) & q.mask]].t_done = t0 + (j + 1) * cost
+    if k > c.seg_done:
+        c.seg_done = <int>k
+
+
+cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
+    """``__netif_receive_skb`` of the ``n`` packets a poll step has just processed, each
+    with the time it was done: ``t_done`` for those ``poll_step_stamp`` stamped, else
+    ``(n-1-i) * protocol_rx_ns`` before the step's end (no IRQ came after them)."""
     cdef Softnet* sd = &s.sd[cpu]
     cdef int i, idx
+    cdef int stamped = s.cpus[cpu].seg_done
     cdef i64 t
     # the step ended, so n * protocol_rx_ns did not saturate: no product below wraps
+    cdef i64 t_last = s.cpus[cpu].seg_end - (n - 1) * s.c_protocol_rx
     for i in range(n):
         idx = ring_pop(&sd.process_queue)
-        t = s.now - (n - 1 - i) * s.c_protocol_rx
+        t = s.pkts[idx].t_done if i < stamped else t_last + i * s.c_protocol_rx
         sd.processed += 1
         if s.pkts[idx].target != cpu:
             s.wrong_cpu += 1

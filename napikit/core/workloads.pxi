@@ -299,7 +299,7 @@ cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
                 continue
             t.seg_n = n
             t.pc = BN_SEG_DONE
-            start_step(s, cpu, L_TASK, protocol_rx_cost(s, n), B_BACKLOG_THREAD)
+            poll_step_start(s, cpu, L_TASK, n, B_BACKLOG_THREAD)
             return
         elif t.pc == BN_SEG_DONE:
             process_backlog_deliver(s, cpu, t.seg_n, B_BACKLOG_THREAD)
