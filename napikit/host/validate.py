@@ -94,7 +94,36 @@ def kernel_params(host: dict[str, Any]) -> KernelParams:
         v = get(name)
         if v is not None:
             values[name] = v
+    values.update(idle_params(host))
     return KernelParams(**values)
+
+
+def idle_params(host: dict[str, Any]) -> dict[str, Any]:
+    """``cpuidle``, ``idle_exit_latency_ns`` and ``haltpoll_ns`` from the host's cpuidle
+    facts: the driver, ``guest_halt_poll_ns`` of haltpoll (0: it never polls, so it
+    halts at once), and the exit latency the driver declares for its shallowest enabled
+    state past POLL (``cpuidle_state.exit_latency``, ``state*/latency`` in µs): the one a
+    governor picks for the short idle periods between packets. No facts: the defaults."""
+    states = [st for st in host.get("cpuidle_states") or []
+              if isinstance(st, dict) and not st.get("disabled")]
+    deep = [st for st in states if st.get("name") != "POLL"]
+    out: dict[str, Any] = {}
+    if deep and isinstance(deep[0].get("latency_us"), int):
+        out["idle_exit_latency_ns"] = deep[0]["latency_us"] * 1000
+    if host.get("cpuidle_driver") == "haltpoll":
+        try:
+            poll_ns = int((host.get("haltpoll") or {}).get("guest_halt_poll_ns"))
+        except (TypeError, ValueError):
+            return out
+        if poll_ns > 0:
+            out.update(cpuidle="haltpoll", haltpoll_ns=poll_ns)
+        else:
+            out["cpuidle"] = "halt"
+    elif states and not deep:
+        out["cpuidle"] = "poll"  # only the POLL state is enabled
+    elif deep:
+        out["cpuidle"] = "halt"
+    return out
 
 
 def sim_config(config: dict[str, Any], ncpus: int, costs: LoadedCosts,
@@ -314,6 +343,10 @@ def report(cmp: dict[str, Any], costs_path: str, real_path: str) -> str:
     lines = [
         f"napikit validate: {costs_path} against {real_path}, policy {POLICY}, "
         f"{cmp['ncpus']} CPUs, HZ {cmp['kernel'].hz}",
+        "idle states from the host's cpuidle facts: cpuidle={k.cpuidle}, "
+        "idle_exit_latency_ns={k.idle_exit_latency_ns}".format(k=cmp["kernel"])
+        + (f", haltpoll_ns={cmp['kernel'].haltpoll_ns}" if cmp["kernel"].cpuidle == "haltpoll"
+           else ""),
         "costs left at napikit's default (not in the file): "
         + (", ".join(cmp["defaults"]) or "none"),
         "costs the file sets to a default: " + (", ".join(

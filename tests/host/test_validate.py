@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,50 @@ def test_cli_bad_real_file_one_line(
     assert cli.main(["validate", "--costs", str(examples / "costs.toml"),
                      "--real", str(path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _idle_host(**changes: Any) -> dict[str, Any]:
+    """The example host's cpuidle facts (haltpoll, guest_halt_poll_ns=0), changed."""
+    host: dict[str, Any] = {
+        "cpuidle_driver": "haltpoll",
+        "haltpoll": {"guest_halt_poll_ns": "0"},
+        "cpuidle_states": [{"name": "POLL", "latency_us": 0, "disabled": False},
+                           {"name": "haltpoll idle", "latency_us": 1, "disabled": False}],
+    }
+    host.update(changes)
+    return host
+
+
+def test_haltpoll_that_never_polls_is_halt_with_its_exit_latency() -> None:
+    """guest_halt_poll_ns = 0 (the example host): the guest halts at once."""
+    assert validate.idle_params(_idle_host()) == {"cpuidle": "halt",
+                                                  "idle_exit_latency_ns": 1000}
+
+
+def test_haltpoll_polls_for_guest_halt_poll_ns() -> None:
+    """A polling window becomes haltpoll_ns."""
+    params = validate.idle_params(_idle_host(haltpoll={"guest_halt_poll_ns": "200000"}))
+    assert params == {"cpuidle": "haltpoll", "haltpoll_ns": 200_000,
+                      "idle_exit_latency_ns": 1000}
+
+
+def test_only_the_poll_state_enabled_is_poll() -> None:
+    """idle=poll, or every deeper state disabled: kicks need no interrupt."""
+    host = _idle_host(cpuidle_driver="none", cpuidle_states=[
+        {"name": "POLL", "latency_us": 0, "disabled": False},
+        {"name": "C1", "latency_us": 2, "disabled": True}])
+    assert validate.idle_params(host) == {"cpuidle": "poll"}
+
+
+def test_the_shallowest_deep_state_gives_the_exit_latency() -> None:
+    """intel_idle's C1 (2 µs), not C6 (133 µs): a governor picks C1 between packets."""
+    host = _idle_host(cpuidle_driver="intel_idle", cpuidle_states=[
+        {"name": "POLL", "latency_us": 0, "disabled": False},
+        {"name": "C1", "latency_us": 2, "disabled": False},
+        {"name": "C6", "latency_us": 133, "disabled": False}])
+    assert validate.idle_params(host) == {"cpuidle": "halt", "idle_exit_latency_ns": 2000}
+
+
+def test_no_cpuidle_facts_keep_the_defaults() -> None:
+    """A real.json without cpuidle facts leaves KernelParams' defaults."""
+    assert validate.idle_params({}) == {}
