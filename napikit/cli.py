@@ -566,36 +566,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Imported here: the study imports this module's compare lines (BASELINE, RFC_VARIANT).
     from napikit import study
-
-    p = commands.add_parser(
-        "study", help="run the SEED scenarios over CPU counts, loads and policies; "
-        "write a CSV and plots",
-    )
-    study.add_arguments(p)
-    p.set_defaults(func=study.main)
-
-    # Ground truth: measure this host, run the real experiment, compare with the model.
     from napikit.host import calibrate, kernel_bench, validate
 
-    p = commands.add_parser(
-        "calibrate", help="measure this host's micro-costs; write a cost-model TOML file",
-    )
-    calibrate.add_arguments(p)
-    p.set_defaults(func=calibrate.main)
-
-    p = commands.add_parser(
-        "kernel-bench", help="run the real loopback-UDP experiment with RPS (root); "
-        "write real.json",
-    )
-    kernel_bench.add_arguments(p)
-    p.set_defaults(func=kernel_bench.main)
-
-    p = commands.add_parser(
-        "validate", help="simulate each kernel-bench configuration with calibrated costs; "
-        "print measured against predicted",
-    )
-    validate.add_arguments(p)
-    p.set_defaults(func=validate.main)
+    # Commands with options of their own: each module adds them and runs the command.
+    for name, module, text in (
+        ("study", study, "run the SEED scenarios over CPU counts, loads and policies; "
+         "write a CSV and plots"),
+        # Ground truth: measure this host, run the real experiment, compare with the model.
+        ("calibrate", calibrate, "measure this host's micro-costs; write a cost-model TOML "
+         "file"),
+        ("kernel-bench", kernel_bench, "run the real loopback-UDP experiment with RPS "
+         "(root); write real.json"),
+        ("validate", validate, "simulate each kernel-bench configuration with calibrated "
+         "costs; print measured against predicted"),
+    ):
+        p = commands.add_parser(name, help=text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.main)
     return parser
 
 

@@ -111,9 +111,10 @@ def idle_params(host: dict[str, Any]) -> dict[str, Any]:
     if deep and isinstance(deep[0].get("latency_us"), int):
         out["idle_exit_latency_ns"] = deep[0]["latency_us"] * 1000
     if host.get("cpuidle_driver") == "haltpoll":
+        raw = (host.get("haltpoll") or {}).get("guest_halt_poll_ns")
         try:
-            poll_ns = int((host.get("haltpoll") or {}).get("guest_halt_poll_ns"))
-        except (TypeError, ValueError):
+            poll_ns = int(str(raw))
+        except ValueError:  # not recorded: the defaults
             return out
         if poll_ns > 0:
             out.update(cpuidle="haltpoll", haltpoll_ns=poll_ns)
