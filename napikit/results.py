@@ -145,7 +145,14 @@ class Result:
     #: Packets ``dev_cpu_dead`` passed to ``netif_rx`` again (they are not counted in
     #: ``arrived`` twice).
     reinjected: int
+    #: RPS IPIs sent (``net_rps_send_ipi``).
     ipis: int
+    #: RPS kicks that found their target idling in a polling state and sent no
+    #: interrupt (``set_nr_if_polling``; ``KernelParams.cpuidle``).
+    polled_kicks: int
+    #: Function-call IPIs of remote wake-ups (``ttwu_queue_wakelist``); with ``ipis``
+    #: what ``/proc/interrupts`` counts as CAL.
+    wakeup_ipis: int
     thread_kicks: int
     backlog_thread_wakeups: int
     ksoftirqd_wakeups: int
@@ -180,7 +187,8 @@ class Result:
             hotplug=tuple(HotplugRecord(**h) for h in raw["hotplug"]),
             reinjected=raw["reinjected"],
             **{k: raw[k] for k in (
-                "ipis", "thread_kicks", "backlog_thread_wakeups", "ksoftirqd_wakeups",
+                "ipis", "polled_kicks", "wakeup_ipis", "thread_kicks",
+                "backlog_thread_wakeups", "ksoftirqd_wakeups",
                 "context_switches", "involuntary_switches", "rt_idle_softirq_warnings",
                 "lost_kicks", "reordered", "wrong_cpu", "unpolled_backlogs",
             )},

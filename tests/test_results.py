@@ -176,3 +176,24 @@ def test_quiescent_run_reports_unpolled_only_when_drained(scenario, run):
     cut = run(config.evolve(drain_ns=0))
     assert not cut.quiescent and cut.queued > 0 and cut.unpolled_backlogs == 0
     assert run(config).quiescent
+
+
+def test_result_carries_the_core_ipi_counters():
+    """polled_kicks and wakeup_ipis reach the Result as the core counted them: SEED-RPS
+    with a polling idle target and a paced sender kicks without interrupts; SEED-LO's
+    reader, asleep on an idle CPU, is woken through ttwu_queue_wakelist IPIs."""
+    from napikit._core import Sim
+
+    def both(config: Config) -> tuple[napikit.Result, dict]:
+        sim = Sim(config, napikit.Simulation(config).decision)
+        assert sim.run() is None
+        return napikit.simulate(config), sim.raw_results()
+
+    paced = attrs.evolve(napikit.scenarios.get("seed-rps").config.workloads[0],
+                         rate_pps=50_000)
+    polled = napikit.scenarios.get("seed-rps").config.evolve(
+        packets=5_000, workloads=[paced], kernel=napikit.KernelParams(cpuidle="poll"))
+    woken = napikit.scenarios.get("seed-lo").config.evolve(packets=5_000)
+    for config, counter in ((polled, "polled_kicks"), (woken, "wakeup_ipis")):
+        result, raw = both(config)
+        assert getattr(result, counter) == raw[counter] > 0

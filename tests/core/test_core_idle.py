@@ -15,7 +15,7 @@ from napikit._core import Sim
 
 
 def _raw(config: Config) -> dict[str, Any]:
-    """The core's raw counters of one run (``polled_kicks`` is not a Result field)."""
+    """The core's raw counters of one run."""
     sim = Sim(config, napikit.Simulation(config).decision)
     assert sim.run() is None
     return sim.raw_results()

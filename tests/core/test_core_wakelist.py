@@ -14,7 +14,7 @@ from napikit._core import Sim
 
 
 def _raw(config: Config) -> dict[str, Any]:
-    """The core's raw counters of one run (``wakeup_ipis`` is not a Result field)."""
+    """The core's raw counters of one run."""
     sim = Sim(config, napikit.Simulation(config).decision)
     assert sim.run() is None
     return sim.raw_results()
