@@ -99,6 +99,8 @@ cdef class Sim:
     cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
+    cdef i64 c_remote_skb, c_remote_sock
+    cdef bint loc_on              # a location cost is not zero (B.10.6)
     cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
     cdef bint has_sockets         # some packets go to a socket (loopback UDP)
     cdef CompiledPolicy policy
@@ -235,6 +237,9 @@ cdef class Sim:
         self.c_wakeup_latency = c.wakeup_latency_ns
         self.c_softirq_entry = c.softirq_entry_ns
         self.c_hrtimer_irq = c.hrtimer_irq_ns
+        self.c_remote_skb = c.remote_skb_ns
+        self.c_remote_sock = c.remote_sock_ns
+        self.loc_on = c.remote_skb_ns > 0 or c.remote_sock_ns > 0
         self.rx_n_max = min(T_NEVER // c.protocol_rx_ns, 2**31 - 1) if c.protocol_rx_ns else 2**31 - 1
         rng_seed(self.rng, config.seed)
 
@@ -313,6 +318,8 @@ cdef class Sim:
                 raise MemoryError(f"napikit: cannot allocate the backlog of CPU {cpu} "
                                   f"({RING_MIN} packets)")
             self.sd[cpu].napi_weight = self.dev_rx_weight
+            self.sd[cpu].step_cost = self.c_protocol_rx
+            self.sd[cpu].step_n_max = self.rx_n_max
             # rps_ipi_list (grown when first used) and the flow-limit table (allocated
             # when first used) start empty
             if cpu in fl_cpus:
@@ -407,6 +414,7 @@ cdef class Sim:
                                   f"({RING_MIN} packets)")
             self.socks[i].cap = cap
             self.socks[i].receiver = receiver
+            self.socks[i].wcpu = -1
         self.nsources = len(sources)
         self.sources = <Source*>checked_calloc(self.nsources, sizeof(Source),
                                                "the traffic sources ({})")

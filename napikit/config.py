@@ -278,6 +278,18 @@ class CostModel:
     #: Hard-IRQ entry, ``hrtimer_interrupt`` and exit of the timer that wakes a
     #: :class:`Cyclictest` task (the order of a device interrupt's ``nic_irq_ns``).
     hrtimer_irq_ns: int = _cost(300)
+    #: Location cost of the skb (kernel-model.md B.10.6): extra for
+    #: ``__netif_receive_skb`` (``ip_rcv``, ``udp_rcv``, ``__udp_enqueue_schedule_skb``)
+    #: and again for ``udp_recvmsg`` (``skb_copy_datagram_msg``) on a CPU other than the
+    #: one that wrote the skb last (the sender at ``udp_sendmsg``/``netif_rx``, the
+    #: interrupted CPU of a NIC, then the CPU that ran its protocol receive): its head,
+    #: ``skb_shared_info`` and data lines pulled from another CPU's cache. 0 (the default)
+    #: keeps costs independent of location; ``napikit calibrate`` measures a host's.
+    remote_skb_ns: int = _cost(0)
+    #: Location cost of the socket (B.10.6): extra for ``__udp_enqueue_schedule_skb``
+    #: and for ``udp_recvmsg`` when another CPU touched the socket's receive queue and
+    #: accounting (``sk_receive_queue``, ``sk_rmem_alloc``, ``sk_forward_alloc``) last.
+    remote_sock_ns: int = _cost(0)
 
 
 # --------------------------------------------------------------------- workloads

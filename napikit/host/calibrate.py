@@ -101,6 +101,8 @@ UNMEASURABLE: dict[str, str] = {
     "softirq_entry_ns": "handle_softirqs entry and exit happen inside sendto and cannot be "
     "timed apart from it",
     "hrtimer_irq_ns": "not measured (a timer interrupt's own cost needs tracing)",
+    "remote_skb_ns": "not mapped from the measurements (location costs, B.10.6)",
+    "remote_sock_ns": "not mapped from the measurements (location costs, B.10.6)",
 }
 
 _D = CostModel()
