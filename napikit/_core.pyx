@@ -93,6 +93,7 @@ cdef class Sim:
     cdef bint preempt_rt
     cdef bint ksoftirqd_do_its_job
     cdef bint idle_poll
+    cdef bint csd_coalesce         # KernelParams.csd_coalescing (B.10.1)
     cdef int cpuidle               # IDLE_HALT / IDLE_POLL / IDLE_HALTPOLL
     cdef i64 c_idle_exit, haltpoll_ns, c_kick_send
     cdef u64 seed
@@ -155,6 +156,7 @@ cdef class Sim:
     # counters
     cdef i64 arrived, delivered, delivered_in_window
     cdef i64 drop_backlog, drop_flow_limit, drop_socket, drop_nic_ring
+    cdef i64 coalesced_csds
     cdef i64 ipis, polled_kicks, wakeup_ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
     cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
     cdef i64 reordered, wrong_cpu, events, lost_kicks, reinjected
@@ -218,6 +220,7 @@ cdef class Sim:
         self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads or k.preempt_rt
         self.ksoftirqd_do_its_job = k.let_ksoftirqd_do_its_job
         self.idle_poll = k.idle_poll
+        self.csd_coalesce = k.csd_coalescing
         self.cpuidle = {"halt": IDLE_HALT, "poll": IDLE_POLL, "haltpoll": IDLE_HALTPOLL}[k.cpuidle]
         self.c_idle_exit = k.idle_exit_latency_ns
         self.haltpoll_ns = k.haltpoll_ns
@@ -709,6 +712,7 @@ cdef class Sim:
             "ipis": self.ipis,
             "polled_kicks": self.polled_kicks,
             "wakeup_ipis": self.wakeup_ipis,
+            "coalesced_csds": self.coalesced_csds,
             "thread_kicks": self.thread_kicks,
             "backlog_thread_wakeups": self.backlog_thread_wakeups,
             "ksoftirqd_wakeups": self.ksoftirqd_wakeups,
@@ -731,6 +735,7 @@ cdef void ipi_arrives(Sim s, int cpu) noexcept:
     if not c.online:
         return
     rps_trigger_softirq(s, cpu)
+    csd_flush(s, cpu)
     if s.idle_poll and c.curr < 0 and c.level == L_NONE and not c.softirq_active:
         cpu_charge(s, cpu, s.c_ipi_handler, B_SOFTIRQ)
         if s.forced_irqthreads:

@@ -154,6 +154,13 @@ class KernelParams:
     #: The target idles in a polling state, so a csd needs no interrupt
     #: (``call_function_single_prep_ipi`` / ``set_nr_if_polling``).
     idle_poll: bool = field(default=False, validator=_is_bool)
+    #: csd coalescing on ``call_single_queue`` (kernel-model.md B.10.1):
+    #: ``__smp_call_single_queue`` sends an IPI only when its ``llist_add`` makes the
+    #: target's queue non-empty, so an RPS kick or a ``ttwu_queue_wakelist`` wake-up
+    #: queued while an IPI to that CPU is in flight rides on it (no IPI; the raw
+    #: ``coalesced_csds`` counter). Off by default: ``Result.ipis`` then counts every RPS
+    #: csd, as ``received_rps`` does; on, it counts interrupts (the CAL row).
+    csd_coalescing: bool = field(default=False, validator=_is_bool)
     #: The cpuidle state an idle CPU waits in (kernel-model.md B.10.2): ``"halt"``, a
     #: C-state left only by an interrupt (bare metal's default); ``"poll"``, the POLL
     #: state (``idle=poll``), with TIF_POLLING_NRFLAG set, so an RPS kick or a remote

@@ -569,3 +569,11 @@ def test_location_costs_default_to_zero_and_are_bounded():
     for name in ("remote_skb_ns", "remote_sock_ns"):
         msg = str(_error(CostModel, **{name: napikit.config.COST_MAX_NS + 1}))
         assert msg.startswith(f"costs.{name}:")
+
+
+def test_csd_coalescing_is_an_off_by_default_switch():
+    """KernelParams.csd_coalescing (kernel-model.md B.10.1): a boolean, off by default."""
+    assert KernelParams().csd_coalescing is False
+    assert KernelParams(csd_coalescing=True).csd_coalescing is True
+    msg = str(_error(KernelParams, csd_coalescing=1))
+    assert msg.startswith("kernel.csd_coalescing:") and "true or false" in msg

@@ -250,6 +250,11 @@ cdef struct Cpu:
     int seg_n
     int tick_pending
     int resched_pending
+    # call_single_queue (kernel/smp.c): an IPI is in flight to it; csds queued before it
+    # lands ride on it (__smp_call_single_queue sends one only to an empty queue)
+    int csd_pending
+    i64 csd_at                # when that IPI lands
+    int csd_rps               # RPS csds riding on it
     i64 acct[N_BUCKETS]
 
 # ---------------------------------------------------------------- traffic sources
