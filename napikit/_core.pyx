@@ -93,12 +93,15 @@ cdef class Sim:
     cdef bint preempt_rt
     cdef bint ksoftirqd_do_its_job
     cdef bint idle_poll
+    cdef bint csd_coalesce         # KernelParams.csd_coalescing (B.10.1)
     cdef int cpuidle               # IDLE_HALT / IDLE_POLL / IDLE_HALTPOLL
     cdef i64 c_idle_exit, haltpoll_ns, c_kick_send
     cdef u64 seed
     cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
+    cdef i64 c_remote_skb, c_remote_sock
+    cdef bint loc_on              # a location cost is not zero (B.10.6)
     cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
     cdef bint has_sockets         # some packets go to a socket (loopback UDP)
     cdef CompiledPolicy policy
@@ -153,6 +156,7 @@ cdef class Sim:
     # counters
     cdef i64 arrived, delivered, delivered_in_window
     cdef i64 drop_backlog, drop_flow_limit, drop_socket, drop_nic_ring
+    cdef i64 coalesced_csds
     cdef i64 ipis, polled_kicks, wakeup_ipis, thread_kicks, backlog_thread_wakeups, ksoftirqd_wakeups
     cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
     cdef i64 reordered, wrong_cpu, events, lost_kicks, reinjected
@@ -216,6 +220,7 @@ cdef class Sim:
         self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads or k.preempt_rt
         self.ksoftirqd_do_its_job = k.let_ksoftirqd_do_its_job
         self.idle_poll = k.idle_poll
+        self.csd_coalesce = k.csd_coalescing
         self.cpuidle = {"halt": IDLE_HALT, "poll": IDLE_POLL, "haltpoll": IDLE_HALTPOLL}[k.cpuidle]
         self.c_idle_exit = k.idle_exit_latency_ns
         self.haltpoll_ns = k.haltpoll_ns
@@ -235,6 +240,9 @@ cdef class Sim:
         self.c_wakeup_latency = c.wakeup_latency_ns
         self.c_softirq_entry = c.softirq_entry_ns
         self.c_hrtimer_irq = c.hrtimer_irq_ns
+        self.c_remote_skb = c.remote_skb_ns
+        self.c_remote_sock = c.remote_sock_ns
+        self.loc_on = c.remote_skb_ns > 0 or c.remote_sock_ns > 0
         self.rx_n_max = min(T_NEVER // c.protocol_rx_ns, 2**31 - 1) if c.protocol_rx_ns else 2**31 - 1
         rng_seed(self.rng, config.seed)
 
@@ -313,6 +321,8 @@ cdef class Sim:
                 raise MemoryError(f"napikit: cannot allocate the backlog of CPU {cpu} "
                                   f"({RING_MIN} packets)")
             self.sd[cpu].napi_weight = self.dev_rx_weight
+            self.sd[cpu].step_cost = self.c_protocol_rx
+            self.sd[cpu].step_n_max = self.rx_n_max
             # rps_ipi_list (grown when first used) and the flow-limit table (allocated
             # when first used) start empty
             if cpu in fl_cpus:
@@ -407,6 +417,7 @@ cdef class Sim:
                                   f"({RING_MIN} packets)")
             self.socks[i].cap = cap
             self.socks[i].receiver = receiver
+            self.socks[i].wcpu = -1
         self.nsources = len(sources)
         self.sources = <Source*>checked_calloc(self.nsources, sizeof(Source),
                                                "the traffic sources ({})")
@@ -701,6 +712,7 @@ cdef class Sim:
             "ipis": self.ipis,
             "polled_kicks": self.polled_kicks,
             "wakeup_ipis": self.wakeup_ipis,
+            "coalesced_csds": self.coalesced_csds,
             "thread_kicks": self.thread_kicks,
             "backlog_thread_wakeups": self.backlog_thread_wakeups,
             "ksoftirqd_wakeups": self.ksoftirqd_wakeups,
@@ -723,6 +735,7 @@ cdef void ipi_arrives(Sim s, int cpu) noexcept:
     if not c.online:
         return
     rps_trigger_softirq(s, cpu)
+    csd_flush(s, cpu)
     if s.idle_poll and c.curr < 0 and c.level == L_NONE and not c.softirq_active:
         cpu_charge(s, cpu, s.c_ipi_handler, B_SOFTIRQ)
         if s.forced_irqthreads:

@@ -154,6 +154,13 @@ class KernelParams:
     #: The target idles in a polling state, so a csd needs no interrupt
     #: (``call_function_single_prep_ipi`` / ``set_nr_if_polling``).
     idle_poll: bool = field(default=False, validator=_is_bool)
+    #: csd coalescing on ``call_single_queue`` (kernel-model.md B.10.1):
+    #: ``__smp_call_single_queue`` sends an IPI only when its ``llist_add`` makes the
+    #: target's queue non-empty, so an RPS kick or a ``ttwu_queue_wakelist`` wake-up
+    #: queued while an IPI to that CPU is in flight rides on it (no IPI; the raw
+    #: ``coalesced_csds`` counter). Off by default: ``Result.ipis`` then counts every RPS
+    #: csd, as ``received_rps`` does; on, it counts interrupts (the CAL row).
+    csd_coalescing: bool = field(default=False, validator=_is_bool)
     #: The cpuidle state an idle CPU waits in (kernel-model.md B.10.2): ``"halt"``, a
     #: C-state left only by an interrupt (bare metal's default); ``"poll"``, the POLL
     #: state (``idle=poll``), with TIF_POLLING_NRFLAG set, so an RPS kick or a remote
@@ -278,6 +285,18 @@ class CostModel:
     #: Hard-IRQ entry, ``hrtimer_interrupt`` and exit of the timer that wakes a
     #: :class:`Cyclictest` task (the order of a device interrupt's ``nic_irq_ns``).
     hrtimer_irq_ns: int = _cost(300)
+    #: Location cost of the skb (kernel-model.md B.10.6): extra for
+    #: ``__netif_receive_skb`` (``ip_rcv``, ``udp_rcv``, ``__udp_enqueue_schedule_skb``)
+    #: and again for ``udp_recvmsg`` (``skb_copy_datagram_msg``) on a CPU other than the
+    #: one that wrote the skb last (the sender at ``udp_sendmsg``/``netif_rx``, the
+    #: interrupted CPU of a NIC, then the CPU that ran its protocol receive): its head,
+    #: ``skb_shared_info`` and data lines pulled from another CPU's cache. 0 (the default)
+    #: keeps costs independent of location; ``napikit calibrate`` measures a host's.
+    remote_skb_ns: int = _cost(0)
+    #: Location cost of the socket (B.10.6): extra for ``__udp_enqueue_schedule_skb``
+    #: and for ``udp_recvmsg`` when another CPU touched the socket's receive queue and
+    #: accounting (``sk_receive_queue``, ``sk_rmem_alloc``, ``sk_forward_alloc``) last.
+    remote_sock_ns: int = _cost(0)
 
 
 # --------------------------------------------------------------------- workloads

@@ -558,3 +558,22 @@ def test_policy_options_are_validated_by_type(options, field):
 def test_policy_options_as_a_list_of_pairs_are_accepted():
     """A list of (name, value) pairs is the same as a mapping."""
     assert Config(policy_options=[("b", 1), ("a", 2)]) == Config(policy_options={"a": 2, "b": 1})
+
+
+def test_location_costs_default_to_zero_and_are_bounded():
+    """remote_skb_ns and remote_sock_ns (kernel-model.md B.10.6) default to 0: costs do
+    not depend on where data was last written unless asked to; their bound is every
+    cost's."""
+    assert CostModel().remote_skb_ns == 0 and CostModel().remote_sock_ns == 0
+    assert CostModel(remote_skb_ns=120, remote_sock_ns=80).remote_sock_ns == 80
+    for name in ("remote_skb_ns", "remote_sock_ns"):
+        msg = str(_error(CostModel, **{name: napikit.config.COST_MAX_NS + 1}))
+        assert msg.startswith(f"costs.{name}:")
+
+
+def test_csd_coalescing_is_an_off_by_default_switch():
+    """KernelParams.csd_coalescing (kernel-model.md B.10.1): a boolean, off by default."""
+    assert KernelParams().csd_coalescing is False
+    assert KernelParams(csd_coalescing=True).csd_coalescing is True
+    msg = str(_error(KernelParams, csd_coalescing=1))
+    assert msg.startswith("kernel.csd_coalescing:") and "true or false" in msg

@@ -82,6 +82,8 @@ cdef struct Packet:
     int target        # CPU whose backlog holds it
     int src           # the source that made it (its RPS map, for re-injection)
     int sock          # receiving socket, -1 for NIC traffic (done at protocol receive)
+    int wcpu          # CPU that last wrote the skb: netif_rx's caller (the sender at
+                      # udp_sendmsg, the interrupted CPU of a NIC), then protocol receive
     int next_free
 
 cdef struct Ring:     # FIFO of packet indices (sk_buff_head); grows when full
@@ -199,6 +201,9 @@ cdef struct Softnet:          # struct softnet_data
     int fl_head
     int* fl_buckets           # the table, allocated when first used (NULL until then)
     int fl_log_buckets
+    i64 step_cost             # protocol_rx per packet of the poll step being run (with
+                              # its location costs, B.10.6), the same for its packets
+    int step_n_max            # most packets whose step_cost sum is below T_NEVER
 
 cdef struct Cpu:
     int online
@@ -245,6 +250,11 @@ cdef struct Cpu:
     int seg_n
     int tick_pending
     int resched_pending
+    # call_single_queue (kernel/smp.c): an IPI is in flight to it; csds queued before it
+    # lands ride on it (__smp_call_single_queue sends one only to an empty queue)
+    int csd_pending
+    i64 csd_at                # when that IPI lands
+    int csd_rps               # RPS csds riding on it
     i64 acct[N_BUCKETS]
 
 # ---------------------------------------------------------------- traffic sources
@@ -278,6 +288,8 @@ cdef struct Socket:
     Ring queue
     int cap
     int receiver              # task draining it
+    int wcpu                  # CPU that last touched its receive queue and accounting
+                              # (__udp_enqueue_schedule_skb, udp_recvmsg); -1: none yet
 
 # latency histogram: log-linear, 64 sub-buckets per power of two (~1.6 % resolution)
 cdef enum:

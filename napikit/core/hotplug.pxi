@@ -106,6 +106,8 @@ cdef void take_cpu_down(Sim s, int cpu) noexcept:
     c.online = 0
     c.going_down = 0
     c.gen += 1
+    c.csd_pending = 0   # its csd queue is flushed (dev_cpu_dead resets the backlog)
+    c.csd_rps = 0
     c.offline_since = s.now
     dest = first_online(s)
     kept = 0

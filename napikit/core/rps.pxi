@@ -46,11 +46,19 @@ cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
     ``set_nr_if_polling``): the sender pays only the queueing (``ipi_send_ns / 4``), the
     kick is not an IPI (``polled_kicks``) and the target sees it at once (EV_KICK). A
     halted target is interrupted after ``ipi_latency_ns`` plus its exit latency. The
-    target's state is the one it has when the kick is queued."""
+    target's state is the one it has when the kick is queued.
+
+    With ``csd_coalescing`` (B.10.1), as ``__smp_call_single_queue`` sends an IPI only
+    when its ``llist_add`` makes the target's ``call_single_queue`` non-empty, a csd queued while an IPI to the target
+    is in flight (``csd_pending``: a wakelist wake-up's, ``wake_up``) rides on it,
+    costs the sender the queueing only, is no IPI (``coalesced_csds``) and runs when
+    that IPI is handled (``csd_flush``)."""
     cdef Softnet* sd = &s.sd[owner]
     cdef Cpu* c = &s.cpus[cpu]
+    cdef Cpu* tc
     cdef int i, target, state
     cdef i64 t = c.busy_until if c.level == L_NONE and c.busy_until > s.now else s.now
+    cdef i64 at
     for i in range(sd.rps_ipi_n - 1, -1, -1):
         target = sd.rps_ipi_list[i]
         if not s.cpus[target].online:
@@ -63,12 +71,35 @@ cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
             t = t_add(t, s.c_kick_send)
             ev_push(s, t, EV_KICK, target, s.cpus[target].gen)
             continue
+        tc = &s.cpus[target]
+        if s.csd_coalesce and tc.csd_pending and t < tc.csd_at:
+            s.coalesced_csds += 1
+            tc.csd_rps += 1
+            cpu_charge(s, cpu, s.c_kick_send, bucket)
+            t = t_add(t, s.c_kick_send)
+            continue
         s.ipis += 1
         cpu_charge(s, cpu, s.c_ipi_send, bucket)
         t = t_add(t, s.c_ipi_send)
-        ev_push(s, t_add(t, s.c_ipi_latency + (s.c_idle_exit if state == CPU_HALTED else 0)),
-                EV_IPI, target, s.cpus[target].gen)
+        at = t_add(t, s.c_ipi_latency + (s.c_idle_exit if state == CPU_HALTED else 0))
+        tc.csd_pending = 1
+        tc.csd_at = at
+        ev_push(s, at, EV_IPI, target, tc.gen)
     sd.rps_ipi_n = 0
+
+
+cdef void csd_flush(Sim s, int cpu) noexcept:
+    """``flush_smp_call_function_queue`` in the handler of the IPI in flight to
+    ``cpu`` (``csd_pending``, landing now): the RPS csds that rode on it run
+    ``rps_trigger_softirq`` (the wake-ups that rode on it have their own events at this
+    instant). A kick taken as an IPI earlier is not that IPI: the queue stays."""
+    cdef Cpu* c = &s.cpus[cpu]
+    if not c.csd_pending or s.now < c.csd_at:
+        return
+    c.csd_pending = 0
+    while c.csd_rps > 0:
+        c.csd_rps -= 1
+        rps_trigger_softirq(s, cpu)
 
 
 cdef int cpu_idle_state(Sim s, int cpu) noexcept:

@@ -189,6 +189,7 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     cdef Task* t = &s.tasks[ti]
     cdef Cpu* c
     cdef int state
+    cdef i64 at
     if t.state != TS_SLEEPING:
         return
     if t.kind == T_KSOFTIRQD:
@@ -209,19 +210,30 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     if state == CPU_POLLING:
         ev_push(s, s.now, EV_WAKE, ti, 0)
         return
+    if s.csd_coalesce and c.csd_pending and s.now < c.csd_at:
+        # an IPI to its call_single_queue is in flight: the wake-up rides on it
+        s.coalesced_csds += 1
+        cpu_charge(s, waker_cpu, s.c_kick_send, bucket)
+        ev_push(s, c.csd_at, EV_WAKE_IPI, ti, -2 - t.cpu)
+        return
     s.wakeup_ipis += 1
     cpu_charge(s, waker_cpu, s.c_ipi_send, bucket)
-    ev_push(s, s.now + s.c_wakeup_latency + (s.c_idle_exit if state == CPU_HALTED else 0),
-            EV_WAKE_IPI, ti, t.cpu)
+    at = s.now + s.c_wakeup_latency + (s.c_idle_exit if state == CPU_HALTED else 0)
+    c.csd_pending = 1
+    c.csd_at = at
+    ev_push(s, at, EV_WAKE_IPI, ti, t.cpu)
 
 
 cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
     """EV_WAKE_IPI: the call-function IPI of a wakelist wake-up reaches ``cpu``; its
     hard-IRQ handler runs ``sched_ttwu_pending`` (``ttwu_do_activate``), then
     ``irq_exit``. A task moved off ``cpu`` meanwhile (hotplug: the dying CPU's wakelist
-    is flushed) is woken where it is now, with no interrupt."""
+    is flushed) is woken where it is now, with no interrupt. A wake-up that rode on
+    another csd's IPI (``cpu`` < -1: queued while that IPI was in flight) is activated
+    with no interrupt of its own, after that IPI's handler."""
     activate(s, ti)
-    if s.tasks[ti].cpu == cpu and s.cpus[cpu].online:
+    if cpu >= 0 and s.tasks[ti].cpu == cpu and s.cpus[cpu].online:
+        csd_flush(s, cpu)
         irq_exit(s, cpu, s.c_ipi_handler)
 
 

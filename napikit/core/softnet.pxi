@@ -112,6 +112,7 @@ cdef void netif_rx(Sim s, int this_cpu, int idx, Source* src, int bucket) noexce
     cdef Packet* p = &s.pkts[idx]
     cdef int target = this_cpu
     p.t_enq = s.now
+    p.wcpu = this_cpu   # built (loopback_xmit, a driver's handler) on the calling CPU
     if src.rps_len > 0:
         target = get_rps_cpu(s, src, p.flow)
         if target < 0:
@@ -268,6 +269,9 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
     queues it and wakes its reader as soon as that packet is done, not when the rest of
     the quota is (the kernel's loop is per packet). Packets that only reach a consumer
     (NIC traffic) share a step; each is time-stamped as done at its own instant.
+
+    With location costs (``loc_on``, B.10.6) a step's packets also share one cost:
+    ``location_run`` ends it before the first packet that costs otherwise.
     """
     cdef Softnet* sd = &s.sd[cpu]
     cdef Ring tmp
@@ -279,6 +283,8 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
         if avail > 0:
             if avail > quota - work:
                 avail = quota - work
+            if s.loc_on:
+                return location_run(s, cpu, sd, avail)
             if s.has_sockets:
                 for j in range(avail):
                     if s.pkts[sd.process_queue.buf[(sd.process_queue.head + <u32>j) &
@@ -295,10 +301,55 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
         sd.input_pkt_queue = tmp
 
 
-cdef inline i64 protocol_rx_cost(Sim s, int n) noexcept:
-    """The step that processes ``n`` packets, ``n * protocol_rx_ns``, saturated at
-    ``T_NEVER`` (``2**31`` packets of 10 s would not fit an i64): such a step never ends."""
-    return n * s.c_protocol_rx if n <= s.rx_n_max else T_NEVER
+cdef inline i64 rx_location_cost(Sim s, int cpu, Packet* p) noexcept nogil:
+    """``__netif_receive_skb`` of ``p`` on ``cpu``: ``protocol_rx_ns``, plus
+    ``remote_skb_ns`` when another CPU wrote the skb last (``ip_rcv`` and ``udp_rcv`` read
+    its head and ``skb_shared_info``, ``__udp4_lib_lookup_skb`` the headers in its data,
+    ``__udp_enqueue_schedule_skb`` writes its ``truesize`` accounting and list pointers),
+    plus ``remote_sock_ns`` when another CPU touched the socket's receive queue last
+    (``__udp_enqueue_schedule_skb``: ``sk_rmem_alloc``, ``sk_receive_queue`` and its lock,
+    ``sk_forward_alloc``, then ``sock_def_readable``'s wait queue). B.10.6."""
+    cdef i64 c = s.c_protocol_rx
+    cdef int w
+    if p.wcpu != cpu:
+        c += s.c_remote_skb
+    if p.sock >= 0:
+        w = s.socks[p.sock].wcpu
+        if w >= 0 and w != cpu:
+            c += s.c_remote_sock
+    return c
+
+
+cdef int location_run(Sim s, int cpu, Softnet* sd, int avail) noexcept:
+    """``process_backlog_next`` with location costs: the next step is the run of the
+    first ``avail`` packets of ``process_queue`` with the cost of the first (the step's
+    packets share ``sd.step_cost``, so each is still time-stamped at its own instant),
+    ended after the first packet bound for a socket, as without them."""
+    cdef Ring* q = &sd.process_queue
+    cdef Packet* p = &s.pkts[q.buf[q.head & q.mask]]
+    cdef i64 cost = rx_location_cost(s, cpu, p)
+    cdef int j = 1
+    if p.sock < 0:
+        while j < avail:
+            p = &s.pkts[q.buf[(q.head + <u32>j) & q.mask]]
+            if rx_location_cost(s, cpu, p) != cost:
+                break
+            j += 1
+            if p.sock >= 0:
+                break
+    if cost != sd.step_cost:
+        sd.step_cost = cost
+        sd.step_n_max = <int>(T_NEVER // cost) if cost > 0 and T_NEVER // cost < 0x7fffffff \
+            else 0x7fffffff
+    return j
+
+
+cdef inline i64 protocol_rx_cost(Sim s, int cpu, int n) noexcept:
+    """The step that processes ``n`` packets, ``n * step_cost`` (``protocol_rx_ns``
+    with its location costs), saturated at ``T_NEVER`` (``2**31`` packets of 10 s would
+    not fit an i64): such a step never ends."""
+    cdef Softnet* sd = &s.sd[cpu]
+    return n * sd.step_cost if n <= sd.step_n_max else T_NEVER
 
 
 cdef void poll_step_start(Sim s, int cpu, int level, int n, int bucket) noexcept:
@@ -307,7 +358,7 @@ cdef void poll_step_start(Sim s, int cpu, int level, int n, int bucket) noexcept
     ``(i+1) * protocol_rx_ns`` of the step have run (hard-IRQ time stolen before it
     delays it, time stolen after it does not: ``poll_step_stamp``)."""
     cdef Cpu* c = &s.cpus[cpu]
-    start_step(s, cpu, level, protocol_rx_cost(s, n), bucket)
+    start_step(s, cpu, level, protocol_rx_cost(s, cpu, n), bucket)
     c.step_seg = n
     c.seg_done = 0
 
@@ -316,11 +367,12 @@ cdef void poll_step_resumed(Sim s, int cpu, int n, i64 rem) noexcept:
     """The rest (``rem`` ns) of an interrupted poll step of ``n`` packets has just been
     started again: the packets done before the interruption were time-stamped then."""
     cdef Cpu* c = &s.cpus[cpu]
+    cdef i64 cost = s.sd[cpu].step_cost
     c.step_seg = n
-    if n > s.rx_n_max:
+    if n > s.sd[cpu].step_n_max:
         c.seg_done = 0
-    elif s.c_protocol_rx > 0:
-        c.seg_done = <int>((n * s.c_protocol_rx - rem) // s.c_protocol_rx)
+    elif cost > 0:
+        c.seg_done = <int>((n * cost - rem) // cost)
     else:
         c.seg_done = n
 
@@ -336,10 +388,10 @@ cdef void poll_step_stamp(Sim s, int cpu, i64 prog) noexcept:
     step resumed): IRQ time taken after it does not delay it."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef Ring* q = &s.sd[cpu].process_queue
-    cdef i64 cost = s.c_protocol_rx
+    cdef i64 cost = s.sd[cpu].step_cost
     cdef i64 base, k, t0
     cdef int j
-    if c.step_seg > s.rx_n_max or prog < 0:
+    if c.step_seg > s.sd[cpu].step_n_max or prog < 0:
         return  # a saturated step never ends
     if prog > c.step_dur:
         prog = c.step_dur
@@ -360,11 +412,13 @@ cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
     cdef int i, idx
     cdef int stamped = s.cpus[cpu].seg_done
     cdef i64 t
-    # the step ended, so n * protocol_rx_ns did not saturate: no product below wraps
-    cdef i64 t_last = s.cpus[cpu].seg_end - (n - 1) * s.c_protocol_rx
+    cdef i64 cost = sd.step_cost
+    # the step ended, so n * step_cost did not saturate: no product below wraps
+    cdef i64 t_last = s.cpus[cpu].seg_end - (n - 1) * cost
     for i in range(n):
         idx = ring_pop(&sd.process_queue)
-        t = s.pkts[idx].t_done if i < stamped else t_last + i * s.c_protocol_rx
+        t = s.pkts[idx].t_done if i < stamped else t_last + i * cost
+        s.pkts[idx].wcpu = cpu   # protocol receive writes the skb (B.10.6)
         sd.processed += 1
         if s.pkts[idx].target != cpu:
             s.wrong_cpu += 1
@@ -403,5 +457,6 @@ cdef void udp_queue_rcv(Sim s, int cpu, int idx, int bucket) noexcept:
         out_of_memory(s, NOMEM_SOCKET, s.pkts[idx].sock, ring_grown(&so.queue))
         pkt_free(s, idx)
         return
+    so.wcpu = cpu   # sk_rmem_alloc, sk_receive_queue: written here (B.10.6)
     if s.tasks[so.receiver].state == TS_SLEEPING:
         wake_up(s, cpu, so.receiver, bucket)

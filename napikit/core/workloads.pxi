@@ -149,6 +149,23 @@ cdef void run_sender(Sim s, int cpu, int ti) noexcept:
                 return
 
 
+cdef inline i64 udp_recvmsg_cost(Sim s, int cpu, Socket* so) noexcept nogil:
+    """``udp_recvmsg`` of the datagram at the head of ``so``'s queue on ``cpu``:
+    ``udp_recvmsg_ns``, plus ``remote_skb_ns`` when another CPU wrote the skb last
+    (``skb_copy_datagram_msg`` reads its data and ``skb_shared_info``, ``__skb_recv_udp``
+    and ``skb_consume_udp`` its head), plus ``remote_sock_ns`` when another CPU touched
+    the receive queue last (``__skb_try_recv_from_queue`` unlinks under its lock,
+    ``udp_rmem_release`` writes ``sk_rmem_alloc`` and ``sk_forward_alloc``). B.10.6."""
+    cdef i64 c = s.c_udp_recvmsg
+    if not s.loc_on:
+        return c
+    if s.pkts[so.queue.buf[so.queue.head & so.queue.mask]].wcpu != cpu:
+        c += s.c_remote_skb
+    if so.wcpu >= 0 and so.wcpu != cpu:
+        c += s.c_remote_sock
+    return c
+
+
 cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
     """A UDP receiver: ``udp_recvmsg`` per datagram; sleeps on an empty queue."""
     cdef Task* t = &s.tasks[ti]
@@ -159,9 +176,10 @@ cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
                 task_sleep(s, cpu, ti)
                 return
             t.pc = RCV_DONE
-            start_step(s, cpu, L_TASK, s.c_udp_recvmsg, B_APPLICATION)
+            start_step(s, cpu, L_TASK, udp_recvmsg_cost(s, cpu, so), B_APPLICATION)
             return
         else:
+            so.wcpu = cpu   # __skb_recv_udp unlinks it, udp_rmem_release (B.10.6)
             consume(s, ring_pop(&so.queue), s.now)
             t.pc = RCV_START
             if s.cpus[cpu].need_resched:

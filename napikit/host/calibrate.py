@@ -105,6 +105,32 @@ UNMEASURABLE: dict[str, str] = {
 
 _D = CostModel()
 
+#: Cache lines of one 64-byte UDP datagram's skb that its receive touches after another
+#: CPU wrote them (kernel-model.md B.10.6): 4 of ``struct sk_buff`` (232 bytes on
+#: x86_64: the list and socket pointers, ``cb``, the lengths and header offsets,
+#: ``truesize``/``users`` and ``head``/``data``, read by ``ip_rcv_core`` and
+#: ``__udp4_lib_rcv``, written by ``__udp_enqueue_schedule_skb``), 1 of
+#: ``skb_shared_info`` (``nr_frags``, ``frag_list``, ``dataref``: ``pskb_may_pull``,
+#: ``skb_copy_datagram_msg``) and 2 of data (14 + 20 + 8 bytes of headers and 64 of
+#: payload, 106 bytes from an offset inside a line, so two lines).
+SKB_RX_LINES = 7
+
+#: Cache lines of a UDP socket's receive side that the enqueue and ``recvmsg`` both
+#: touch: ``sk_receive_queue`` with its lock, ``sk_rmem_alloc`` with ``sk_forward_alloc``
+#: (``__udp_enqueue_schedule_skb``, ``udp_rmem_release``), and the wait queue that
+#: ``sock_def_readable`` wakes and ``__skb_wait_for_more_packets`` sleeps on.
+SOCK_RX_LINES = 3
+
+
+def _remote_skb(m: dict[str, float]) -> float:
+    return max(0.0, m["cacheline_transfer"]) * SKB_RX_LINES
+
+
+def _protocol_rx(m: dict[str, float]) -> float:
+    """The inline receive: the RPS target's, less the skb lines it pulled from the
+    sender's CPU (its socket was local: the reader runs there)."""
+    return m["protocol_rx_on_target"] - _remote_skb(m)
+
 Derivation = tuple[str, Callable[[dict[str, float]], float]]
 
 #: Field -> (the source recorded in the file, how one repetition's measurements give it).
@@ -123,12 +149,23 @@ DERIVATIONS: dict[str, Derivation] = {
     "ipi_latency_ns": ("futex_handoff_busy_target - futex_handoff_same_cpu (an interrupt "
                        "reaching a running CPU and the switch it causes)",
                        lambda m: m["futex_handoff_busy_target"] - m["futex_handoff_same_cpu"]),
-    "protocol_rx_ns": ("protocol_rx_on_target: the RPS run's reader CPU time beyond "
-                       "recv_queued per datagram, per packet processed on its CPU",
-                       lambda m: m["protocol_rx_on_target"]),
+    "remote_skb_ns": (f"cacheline_transfer x {SKB_RX_LINES}: the lines of a 64-byte "
+                      "datagram's skb its receive touches (4 of sk_buff, 1 of "
+                      "skb_shared_info, 2 of headers and data), each written by another CPU",
+                      _remote_skb),
+    "remote_sock_ns": (f"cacheline_transfer x {SOCK_RX_LINES}: the socket's receive-side "
+                       "lines (sk_receive_queue and its lock, sk_rmem_alloc and "
+                       "sk_forward_alloc, the wait queue)",
+                       lambda m: max(0.0, m["cacheline_transfer"]) * SOCK_RX_LINES),
+    "protocol_rx_ns": ("protocol_rx_on_target - remote_skb_ns: the RPS run's reader CPU "
+                       "time beyond recv_queued per datagram, per packet processed on its "
+                       "CPU, less the skb lines pulled from the sender's CPU (the receive "
+                       "as run inline; still includes the IPI handler and the reader's "
+                       "sleep/wake overhead)",
+                       _protocol_rx),
     "udp_sendmsg_ns": ("send_inline_no_reader - protocol_rx_ns - netif_rx_ns (default) - "
-                       "softirq_entry_ns (default)",
-                       lambda m: m["send_inline_no_reader"] - max(0.0, m["protocol_rx_on_target"])
+                       "softirq_entry_ns (default); all on one CPU, so no location cost",
+                       lambda m: m["send_inline_no_reader"] - max(0.0, _protocol_rx(m))
                        - _D.netif_rx_ns - _D.softirq_entry_ns),
 }
 
@@ -344,7 +381,7 @@ def main(args: argparse.Namespace) -> int:
     for name, e in entries.items():
         print(f"{name:<{width}}  {e.value:>7} ns  [{e.spread[0]}-{e.spread[1]}]  {e.source}")
     m = out["measurements"]
-    for name in ("cacheline_transfer", "kick_finds_target_polling", "rps_cal_per_kick"):
+    for name in ("kick_finds_target_polling", "rps_cal_per_kick"):
         if name in m:
             print(f"{name:<{width}}  {m[name]['median']:>7} {m[name]['unit']}  "
                   f"[{m[name]['min']}-{m[name]['max']}]  (no CostModel field)")

@@ -19,8 +19,8 @@ M = {
     "futex_handoff_busy_target": 30000.0, "futex_wake_idle_target": 7000.0,
     "futex_wake_busy_target": 5000.0, "futex_wake_no_waiter": 200.0,
     "idle_target_irqs_per_wakeup": 0.75, "kick_finds_target_polling": 0.25,
-    "yield_alone": 500.0, "yield_pair": 1500.0, "cacheline_remote": 200.0,
-    "cacheline_local": 1.0, "cacheline_transfer": 199.0,
+    "yield_alone": 500.0, "yield_pair": 1500.0, "cacheline_remote": 41.0,
+    "cacheline_local": 1.0, "cacheline_transfer": 40.0,
 }
 
 
@@ -44,10 +44,33 @@ def test_mapping_with_root() -> None:
     assert e["wakeup_latency_ns"].value == 37500
     assert e["ipi_latency_ns"].value == 27500
     assert e["udp_recvmsg_ns"].value == 600
-    assert e["protocol_rx_ns"].value == 1300
-    sendmsg = 3500 - 1300 - CostModel().netif_rx_ns - CostModel().softirq_entry_ns
+    remote_skb = 40 * calibrate.SKB_RX_LINES
+    assert e["remote_skb_ns"].value == remote_skb
+    assert e["remote_sock_ns"].value == 40 * calibrate.SOCK_RX_LINES
+    assert e["protocol_rx_ns"].value == 1300 - remote_skb
+    sendmsg = 3500 - (1300 - remote_skb) - CostModel().netif_rx_ns - CostModel().softirq_entry_ns
     assert e["udp_sendmsg_ns"].value == sendmsg
     assert e["ipi_send_ns"].value == round((5000 - sendmsg - CostModel().netif_rx_ns) / 0.25)
+
+
+def test_location_costs_come_from_the_cache_line_transfer() -> None:
+    """remote_skb_ns and remote_sock_ns are cacheline_transfer times the documented line
+    counts (7 and 3), not fitted; the inline protocol_rx_ns is the RPS target's less the
+    skb's remote lines, so udp_sendmsg_ns (inline send minus it) grows by as much."""
+    assert (calibrate.SKB_RX_LINES, calibrate.SOCK_RX_LINES) == (7, 3)
+    base = calibrate.derive([dict(M, cacheline_transfer=0.0)], have_root=True, cross_cpu=True)
+    e = calibrate.derive([dict(M, cacheline_transfer=40.0)], have_root=True, cross_cpu=True)
+    assert (base["remote_skb_ns"].value, base["remote_sock_ns"].value) == (0, 0)
+    assert (e["remote_skb_ns"].value, e["remote_sock_ns"].value) == (280, 120)
+    assert base["protocol_rx_ns"].value - e["protocol_rx_ns"].value == 280
+    assert e["udp_sendmsg_ns"].value - base["udp_sendmsg_ns"].value == 280
+    assert e["remote_skb_ns"].source.startswith("cacheline_transfer x 7")
+    assert "remote_skb_ns" in e["protocol_rx_ns"].source
+    # no second CPU, no transfer measured: the defaults, saying why
+    one = {k: v for k, v in M.items() if not k.startswith("cacheline")}
+    e = calibrate.derive([one], have_root=False, cross_cpu=False)
+    assert e["remote_skb_ns"].source == "default: needs 2 CPUs"
+    assert e["remote_skb_ns"].value == CostModel().remote_skb_ns
 
 
 def test_without_root_protocol_rx_is_a_default() -> None:
