@@ -164,6 +164,9 @@ cdef class Sim:
     cdef int nomem_what, nomem_who
     cdef i64 nomem_n
     cdef bint ran
+    # preemption model (KernelParams.preempt, core/sched.pxi): PREEMPT_NONE /
+    # PREEMPT_VOLUNTARY / PREEMPT_FULL
+    cdef int preempt_model
 
     def __cinit__(self):
         self.heap = NULL
@@ -212,6 +215,8 @@ cdef class Sim:
         self.sched_latency, self.sched_min_gran, self.sched_wakeup_gran = \
             k.sched_tunables(config.ncpus)
         self.preempt_rt = k.preempt_rt
+        self.preempt_model = {"none": PREEMPT_NONE, "voluntary": PREEMPT_VOLUNTARY,
+                              "full": PREEMPT_FULL}[k.preempt]
         # PREEMPT_RT forces threaded interrupts (force_irqthreads() is constant true)
         self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads or k.preempt_rt
         self.ksoftirqd_do_its_job = k.let_ksoftirqd_do_its_job

@@ -185,6 +185,20 @@ class KernelParams:
     #: ``local_bh_enable``, and ``invoke_softirq`` at hard-IRQ exit wakes ksoftirqd unless
     #: a task on that CPU is inside a BH section. Independent of the policy.
     preempt_rt: bool = field(default=False, validator=_is_bool)
+    #: The preemption model (``CONFIG_PREEMPT_DYNAMIC``: the ``preempt=`` boot option,
+    #: ``sched_dynamic_update`` in ``kernel/sched/core.c``; kernel-model.md B.10.5).
+    #: ``"full"``: a task in kernel code is preempted as soon as a reschedule is due
+    #: and it is outside a BH section (``preempt_schedule`` at ``preempt_enable``,
+    #: ``irqentry_exit_cond_resched`` at interrupt return). ``"voluntary"``: only at
+    #: return to user space (``exit_to_user_mode_loop``), when it blocks, at
+    #: ``cond_resched()`` (``__cond_resched``) and at ``might_resched()`` points (the
+    #: sender's skb allocation in ``udp_sendmsg``, ``might_alloc``). ``"none"``: as
+    #: voluntary without the ``might_resched()`` points. A task in user code (the
+    #: cyclictest work loop) is preempted at once in every model. The default is
+    #: ``"full"``: the model behaved so before this field existed, so results stay
+    #: as they were, and ``CONFIG_PREEMPT_RT`` implies it (``preempt_rt`` with another
+    #: model is an error).
+    preempt: str = field(default="full", validator=_one_of("none", "voluntary", "full"))
     #: "softirq: Let ksoftirqd do its job" (4cd13c21b207, reverted in v6.5 by
     #: d15121be7485, B.6.3): while ksoftirqd is runnable, ``irq_exit`` and
     #: ``local_bh_enable`` leave pending softirqs to it. Off: the behaviour since v6.5.
@@ -195,6 +209,11 @@ class KernelParams:
     skb_truesize: int = field(default=768, validator=_int_in(1, INT_MAX))
 
     def __attrs_post_init__(self) -> None:
+        if self.preempt_rt and self.preempt != "full":
+            raise ConfigError(
+                "kernel.preempt", "full (CONFIG_PREEMPT_RT implies full preemption)",
+                self.preempt,
+            )
         if self.dev_weight * self.dev_weight_rx_bias > INT_MAX:
             raise ConfigError(
                 "kernel.dev_weight_rx_bias",

@@ -53,6 +53,28 @@ def test_cpuidle_defaults_keep_a_halted_idle_cpu_that_wakes_at_once():
     assert (k.cpuidle, k.idle_exit_latency_ns, k.haltpoll_ns) == ("halt", 0, 200_000)
 
 
+def test_preempt_defaults_to_full_the_model_before_the_field():
+    """preempt defaults to "full": the core behaved so before preemption models, and
+    PREEMPT_RT implies it."""
+    assert KernelParams().preempt == "full"
+    assert KernelParams(preempt_rt=True).preempt == "full"
+    for model in ("none", "voluntary", "full"):
+        assert KernelParams(preempt=model).preempt == model
+
+
+def test_unknown_preempt_model_lists_the_models():
+    """preempt names one of PREEMPT_DYNAMIC's three models."""
+    msg = str(_error(KernelParams, preempt="lazy"))
+    assert msg.startswith("kernel.preempt:") and "none, voluntary, full" in msg
+
+
+@pytest.mark.parametrize("model", ["none", "voluntary"])
+def test_preempt_rt_requires_full_preemption(model):
+    """CONFIG_PREEMPT_RT implies full preemption: another model is an error."""
+    msg = str(_error(KernelParams, preempt_rt=True, preempt=model))
+    assert msg.startswith("kernel.preempt:") and "PREEMPT_RT" in msg
+
+
 def test_unknown_cpuidle_state_lists_the_states():
     """cpuidle names one of the three modelled idle states."""
     msg = str(_error(KernelParams, cpuidle="mwait"))
