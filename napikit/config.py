@@ -203,6 +203,19 @@ class KernelParams:
     #: d15121be7485, B.6.3): while ksoftirqd is runnable, ``irq_exit`` and
     #: ``local_bh_enable`` leave pending softirqs to it. Off: the behaviour since v6.5.
     let_ksoftirqd_do_its_job: bool = field(default=False, validator=_is_bool)
+    #: ``udp_recvmsg`` frees the skb with ``skb_attempt_defer_free``
+    #: (``net/core/skbuff.c``; 6.18's "udp: use skb_attempt_defer_free()"): an skb
+    #: allocated on another CPU (loopback: the sender's) goes back to that CPU's
+    #: ``defer_list``, freed by its ``net_rx_action`` (``skb_defer_free_flush``),
+    #: kicked by a csd at half of ``skb_defer_max`` (``kick_defer_list_purge``;
+    #: kernel-model.md B.10.4). Off (the default): 6.12's UDP, ``consume_skb`` in
+    #: recvmsg, whose cost is part of ``udp_recvmsg_ns``; results are as before the
+    #: field. On, each free costs ``CostModel.skb_free_ns`` where it happens.
+    udp_skb_defer_free: bool = field(default=False, validator=_is_bool)
+    #: ``net.core.skb_defer_max`` (``net_hotdata.sysctl_skb_defer_max``, default 64):
+    #: the most skbs on one CPU's defer list; at this many a free is done inline, 0
+    #: frees every skb inline. Used only with ``udp_skb_defer_free``.
+    skb_defer_max: int = field(default=64, validator=_int_in(0, INT_MAX))
     #: ``net.core.rmem_default``: a UDP socket's receive buffer in bytes.
     rmem_default: int = field(default=212_992, validator=_int_in(1, INT_MAX))
     #: truesize charged to the receive buffer per small UDP skb.
@@ -297,6 +310,12 @@ class CostModel:
     #: Hard-IRQ entry, ``hrtimer_interrupt`` and exit of the timer that wakes a
     #: :class:`Cyclictest` task (the order of a device interrupt's ``nic_irq_ns``).
     hrtimer_irq_ns: int = _cost(300)
+    #: Freeing one small skb (``skb_release_all`` + ``kfree_skbmem``: two slab frees
+    #: and the socket accounting), charged only with ``kernel.udp_skb_defer_free``:
+    #: inline to the reader's CPU, or to the allocating CPU's softirq at
+    #: ``skb_defer_free_flush``. 100 ns: a few tens of ns per ``kmem_cache_free``
+    #: of a hot object, plus the cache misses of an skb written on another CPU.
+    skb_free_ns: int = _cost(100)
 
 
 # --------------------------------------------------------------------- workloads
