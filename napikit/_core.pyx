@@ -69,6 +69,7 @@ def _nomem_message(int what, int who, i64 n):
         NOMEM_NIC_RING: "the device ring of traffic source {who} ({n} packets)",
         NOMEM_RPS_IPI: "the rps_ipi_list of CPU {who} ({n} entries)",
         NOMEM_FLOW_LIMIT: "the flow-limit table of CPU {who} ({n} buckets)",
+        NOMEM_DEFER: "the defer list of CPU {who} ({n} packets)",
     }[what]
     return "napikit: cannot allocate " + thing.format(who=who, n=n)
 
@@ -168,6 +169,16 @@ cdef class Sim:
     cdef int nomem_what, nomem_who
     cdef i64 nomem_n
     cdef bint ran
+    # preemption model (KernelParams.preempt, core/sched.pxi): PREEMPT_NONE /
+    # PREEMPT_VOLUNTARY / PREEMPT_FULL
+    cdef int preempt_model
+    # deferred skb frees (core/skbfree.pxi; KernelParams.udp_skb_defer_free, skb_defer_max)
+    cdef bint udp_defer_free
+    cdef int skb_defer_max
+    cdef i64 c_skb_free
+    cdef Ring* defer_list        # per CPU, NULL when deferral is off
+    cdef int* defer_ipi_scheduled
+    cdef i64 defer_ipis
 
     def __cinit__(self):
         self.heap = NULL
@@ -198,6 +209,8 @@ cdef class Sim:
         self.lat_send_recv = NULL
         self.nsources = 0
         self.nsocks = 0
+        self.defer_list = NULL
+        self.defer_ipi_scheduled = NULL
 
     def __init__(self, config, CompiledPolicy policy not None):
         from napikit.config import Cyclictest, LoopbackUdp
@@ -216,6 +229,8 @@ cdef class Sim:
         self.sched_latency, self.sched_min_gran, self.sched_wakeup_gran = \
             k.sched_tunables(config.ncpus)
         self.preempt_rt = k.preempt_rt
+        self.preempt_model = {"none": PREEMPT_NONE, "voluntary": PREEMPT_VOLUNTARY,
+                              "full": PREEMPT_FULL}[k.preempt]
         # PREEMPT_RT forces threaded interrupts (force_irqthreads() is constant true)
         self.forced_irqthreads = k.force_irqthreads or policy.force_irqthreads or k.preempt_rt
         self.ksoftirqd_do_its_job = k.let_ksoftirqd_do_its_job
@@ -298,6 +313,7 @@ cdef class Sim:
         self.flow_seq = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")
         self.flow_last = <int*>checked_calloc(nflows, sizeof(int), "the per-flow state ({} flows)")
         self._setup_packets()
+        self._setup_defer(k, c)
         self._start()
 
     cdef void _setup_cpus(self, k, offline):
@@ -328,6 +344,21 @@ cdef class Sim:
             if cpu in fl_cpus:
                 self.sd[cpu].fl_on = 1
                 self.sd[cpu].fl_log_buckets = log_b
+
+    cdef void _setup_defer(self, k, c):
+        cdef int cpu
+        self.udp_defer_free = k.udp_skb_defer_free and self.has_sockets
+        self.skb_defer_max = k.skb_defer_max
+        self.c_skb_free = c.skb_free_ns
+        if not self.udp_defer_free:
+            return
+        self.defer_list = <Ring*>checked_calloc(self.ncpus, sizeof(Ring), "the defer lists ({} CPUs)")
+        self.defer_ipi_scheduled = <int*>checked_calloc(self.ncpus, sizeof(int),
+                                                        "the defer lists ({} CPUs)")
+        for cpu in range(self.ncpus):
+            if not ring_init(&self.defer_list[cpu]):
+                raise MemoryError(f"napikit: cannot allocate the defer list of CPU {cpu} "
+                                  f"({RING_MIN} packets)")
 
     cdef void _setup_hotplug(self, requests):
         cdef int i
@@ -516,6 +547,11 @@ cdef class Sim:
         if self.socks != NULL:
             for i in range(self.nsocks):
                 free(self.socks[i].queue.buf)
+        if self.defer_list != NULL:
+            for i in range(self.ncpus):
+                free(self.defer_list[i].buf)
+        free(self.defer_list)
+        free(self.defer_ipi_scheduled)
         free(self.heap)
         free(self.cpus)
         free(self.sd)
@@ -590,6 +626,8 @@ cdef class Sim:
             elif e.kind == EV_WAKE_IPI:
                 if self.tasks[e.a].state == TS_WAKING:
                     wakelist_ipi_arrives(self, e.a, e.b)
+            elif e.kind == EV_DEFER_IPI:
+                defer_ipi_arrives(self, e.a, e.b)
             else:
                 self.watchdog_pending = 0
                 stall_watchdog(self, False)
@@ -713,6 +751,8 @@ cdef class Sim:
             "polled_kicks": self.polled_kicks,
             "wakeup_ipis": self.wakeup_ipis,
             "coalesced_csds": self.coalesced_csds,
+            "defer_ipis": self.defer_ipis,
+            "defer_pending": defer_queued(self),
             "thread_kicks": self.thread_kicks,
             "backlog_thread_wakeups": self.backlog_thread_wakeups,
             "ksoftirqd_wakeups": self.ksoftirqd_wakeups,
@@ -838,3 +878,4 @@ include "core/softirq.pxi"
 include "core/sched.pxi"
 include "core/workloads.pxi"
 include "core/hotplug.pxi"
+include "core/skbfree.pxi"

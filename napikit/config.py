@@ -192,16 +192,48 @@ class KernelParams:
     #: ``local_bh_enable``, and ``invoke_softirq`` at hard-IRQ exit wakes ksoftirqd unless
     #: a task on that CPU is inside a BH section. Independent of the policy.
     preempt_rt: bool = field(default=False, validator=_is_bool)
+    #: The preemption model (``CONFIG_PREEMPT_DYNAMIC``: the ``preempt=`` boot option,
+    #: ``sched_dynamic_update`` in ``kernel/sched/core.c``; kernel-model.md B.10.5).
+    #: ``"full"``: a task in kernel code is preempted as soon as a reschedule is due
+    #: and it is outside a BH section (``preempt_schedule`` at ``preempt_enable``,
+    #: ``irqentry_exit_cond_resched`` at interrupt return). ``"voluntary"``: only at
+    #: return to user space (``exit_to_user_mode_loop``), when it blocks, at
+    #: ``cond_resched()`` (``__cond_resched``) and at ``might_resched()`` points (the
+    #: sender's skb allocation in ``udp_sendmsg``, ``might_alloc``). ``"none"``: as
+    #: voluntary without the ``might_resched()`` points. A task in user code (the
+    #: cyclictest work loop) is preempted at once in every model. The default is
+    #: ``"full"``: the model behaved so before this field existed, so results stay
+    #: as they were, and ``CONFIG_PREEMPT_RT`` implies it (``preempt_rt`` with another
+    #: model is an error).
+    preempt: str = field(default="full", validator=_one_of("none", "voluntary", "full"))
     #: "softirq: Let ksoftirqd do its job" (4cd13c21b207, reverted in v6.5 by
     #: d15121be7485, B.6.3): while ksoftirqd is runnable, ``irq_exit`` and
     #: ``local_bh_enable`` leave pending softirqs to it. Off: the behaviour since v6.5.
     let_ksoftirqd_do_its_job: bool = field(default=False, validator=_is_bool)
+    #: ``udp_recvmsg`` frees the skb with ``skb_attempt_defer_free``
+    #: (``net/core/skbuff.c``; 6.18's "udp: use skb_attempt_defer_free()"): an skb
+    #: allocated on another CPU (loopback: the sender's) goes back to that CPU's
+    #: ``defer_list``, freed by its ``net_rx_action`` (``skb_defer_free_flush``),
+    #: kicked by a csd at half of ``skb_defer_max`` (``kick_defer_list_purge``;
+    #: kernel-model.md B.10.4). Off (the default): 6.12's UDP, ``consume_skb`` in
+    #: recvmsg, whose cost is part of ``udp_recvmsg_ns``; results are as before the
+    #: field. On, each free costs ``CostModel.skb_free_ns`` where it happens.
+    udp_skb_defer_free: bool = field(default=False, validator=_is_bool)
+    #: ``net.core.skb_defer_max`` (``net_hotdata.sysctl_skb_defer_max``, default 64):
+    #: the most skbs on one CPU's defer list; at this many a free is done inline, 0
+    #: frees every skb inline. Used only with ``udp_skb_defer_free``.
+    skb_defer_max: int = field(default=64, validator=_int_in(0, INT_MAX))
     #: ``net.core.rmem_default``: a UDP socket's receive buffer in bytes.
     rmem_default: int = field(default=212_992, validator=_int_in(1, INT_MAX))
     #: truesize charged to the receive buffer per small UDP skb.
     skb_truesize: int = field(default=768, validator=_int_in(1, INT_MAX))
 
     def __attrs_post_init__(self) -> None:
+        if self.preempt_rt and self.preempt != "full":
+            raise ConfigError(
+                "kernel.preempt", "full (CONFIG_PREEMPT_RT implies full preemption)",
+                self.preempt,
+            )
         if self.dev_weight * self.dev_weight_rx_bias > INT_MAX:
             raise ConfigError(
                 "kernel.dev_weight_rx_bias",
@@ -297,6 +329,12 @@ class CostModel:
     #: and for ``udp_recvmsg`` when another CPU touched the socket's receive queue and
     #: accounting (``sk_receive_queue``, ``sk_rmem_alloc``, ``sk_forward_alloc``) last.
     remote_sock_ns: int = _cost(0)
+    #: Freeing one small skb (``skb_release_all`` + ``kfree_skbmem``: two slab frees
+    #: and the socket accounting), charged only with ``kernel.udp_skb_defer_free``:
+    #: inline to the reader's CPU, or to the allocating CPU's softirq at
+    #: ``skb_defer_free_flush``. 100 ns: a few tens of ns per ``kmem_cache_free``
+    #: of a hot object, plus the cache misses of an skb written on another CPU.
+    skb_free_ns: int = _cost(100)
 
 
 # --------------------------------------------------------------------- workloads

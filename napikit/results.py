@@ -153,6 +153,9 @@ class Result:
     #: Function-call IPIs of remote wake-ups (``ttwu_queue_wakelist``); with ``ipis``
     #: what ``/proc/interrupts`` counts as CAL.
     wakeup_ipis: int
+    #: Defer-list csds (``kick_defer_list_purge``) sent with
+    #: ``KernelParams.udp_skb_defer_free``; also CAL interrupts on a real host.
+    defer_ipis: int
     thread_kicks: int
     backlog_thread_wakeups: int
     ksoftirqd_wakeups: int
@@ -187,7 +190,7 @@ class Result:
             hotplug=tuple(HotplugRecord(**h) for h in raw["hotplug"]),
             reinjected=raw["reinjected"],
             **{k: raw[k] for k in (
-                "ipis", "polled_kicks", "wakeup_ipis", "thread_kicks",
+                "ipis", "polled_kicks", "wakeup_ipis", "defer_ipis", "thread_kicks",
                 "backlog_thread_wakeups", "ksoftirqd_wakeups",
                 "context_switches", "involuntary_switches", "rt_idle_softirq_warnings",
                 "lost_kicks", "reordered", "wrong_cpu", "unpolled_backlogs",

@@ -26,7 +26,7 @@ class Scenario:
 _PERF_A_COSTS = CostModel(
     netif_rx_ns=100, nic_irq_ns=0, protocol_rx_ns=1000, udp_sendmsg_ns=0, udp_recvmsg_ns=0,
     ipi_send_ns=200, ipi_latency_ns=1500, ipi_handler_ns=300, context_switch_ns=0,
-    wakeup_ns=0, wakeup_latency_ns=0, softirq_entry_ns=0, hrtimer_irq_ns=0,
+    wakeup_ns=0, wakeup_latency_ns=0, softirq_entry_ns=0, hrtimer_irq_ns=0, skb_free_ns=0,
 )
 
 

@@ -53,6 +53,43 @@ def test_cpuidle_defaults_keep_a_halted_idle_cpu_that_wakes_at_once():
     assert (k.cpuidle, k.idle_exit_latency_ns, k.haltpoll_ns) == ("halt", 0, 200_000)
 
 
+def test_preempt_defaults_to_full_the_model_before_the_field():
+    """preempt defaults to "full": the core behaved so before preemption models, and
+    PREEMPT_RT implies it."""
+    assert KernelParams().preempt == "full"
+    assert KernelParams(preempt_rt=True).preempt == "full"
+    for model in ("none", "voluntary", "full"):
+        assert KernelParams(preempt=model).preempt == model
+
+
+def test_unknown_preempt_model_lists_the_models():
+    """preempt names one of PREEMPT_DYNAMIC's three models."""
+    msg = str(_error(KernelParams, preempt="lazy"))
+    assert msg.startswith("kernel.preempt:") and "none, voluntary, full" in msg
+
+
+@pytest.mark.parametrize("model", ["none", "voluntary"])
+def test_preempt_rt_requires_full_preemption(model):
+    """CONFIG_PREEMPT_RT implies full preemption: another model is an error."""
+    msg = str(_error(KernelParams, preempt_rt=True, preempt=model))
+    assert msg.startswith("kernel.preempt:") and "PREEMPT_RT" in msg
+
+
+def test_deferred_frees_default_to_6_12_udp_with_the_kernel_sysctl():
+    """udp_skb_defer_free is off (6.12's UDP frees inline); skb_defer_max is the
+    sysctl's 64 (0 allowed: every free inline); a free costs 100 ns."""
+    k = KernelParams()
+    assert (k.udp_skb_defer_free, k.skb_defer_max) == (False, 64)
+    assert KernelParams(skb_defer_max=0).skb_defer_max == 0
+    assert CostModel().skb_free_ns == 100
+
+
+def test_skb_defer_max_is_a_non_negative_int_sysctl():
+    """net.core.skb_defer_max: 0..INT_MAX."""
+    assert str(_error(KernelParams, skb_defer_max=-1)).startswith("kernel.skb_defer_max:")
+    assert str(_error(KernelParams, skb_defer_max=2**31)).startswith("kernel.skb_defer_max:")
+
+
 def test_unknown_cpuidle_state_lists_the_states():
     """cpuidle names one of the three modelled idle states."""
     msg = str(_error(KernelParams, cpuidle="mwait"))
@@ -262,7 +299,8 @@ def test_kernel_parameter_below_minimum_is_rejected(field, value):
 
 
 @pytest.mark.parametrize(
-    "field", ["force_irqthreads", "idle_poll", "preempt_rt", "let_ksoftirqd_do_its_job"])
+    "field", ["force_irqthreads", "idle_poll", "preempt_rt", "let_ksoftirqd_do_its_job",
+              "udp_skb_defer_free"])
 def test_kernel_switches_must_be_booleans(field):
     """Boot switches take true or false, not 1 or a string."""
     msg = str(_error(KernelParams, **{field: 1}))

@@ -123,7 +123,8 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
 
 cdef void return_from_irq(Sim s, int cpu) noexcept:
     """Back from interrupt (and any softirq it ran) to the interrupted context, with the
-    kernel's preemption check (full preemption outside BH sections)."""
+    kernel's preemption check (``irqentry_exit_cond_resched``, or
+    ``exit_to_user_mode_loop`` for user code: :func:`preemptible`)."""
     cdef Cpu* c = &s.cpus[cpu]
     if rt_softirq_preemptible(s, cpu):
         if c.need_resched:
@@ -155,8 +156,56 @@ cdef inline bint softirq_running(Sim s, int cpu) noexcept:
 
 
 cdef inline bint preemptible(Sim s, int ti) noexcept:
-    """A task may be preempted outside BH sections; under PREEMPT_RT inside them too."""
-    return s.preempt_rt or not s.tasks[ti].bh
+    """Whether ``ti`` may be preempted where it is now, at an arbitrary instruction
+    (``irqentry_exit_cond_resched`` at interrupt return, the resched IPI): under PREEMPT_RT
+    always; else outside BH sections, under ``preempt=full`` in kernel code too, under
+    none and voluntary only in user code (``exit_to_user_mode_loop``, see
+    :func:`task_in_user`)."""
+    if s.preempt_rt:
+        return True
+    if s.tasks[ti].bh:
+        return False
+    return s.preempt_model == PREEMPT_FULL or task_in_user(s, ti)
+
+
+# ---------------------------------------------------------------- preemption models
+# KernelParams.preempt (PREEMPT_DYNAMIC's preempt=none|voluntary|full; kernel/sched/
+# core.c sched_dynamic_update; kernel-model.md B.10.5). need_resched is set by the
+# wake-up (or tick) in every model; what differs is where the switch may happen:
+# - full: at once outside BH sections (preemptible), at every preempt_enable
+#   (task_continue: local_bh_enable, the end of a task's step);
+# - voluntary: at return to user space, blocking, cond_resched() and might_resched();
+# - none: at return to user space, blocking and cond_resched() (PREEMPT_DYNAMIC keeps
+#   __cond_resched live under none; only preempt_schedule and might_resched are off).
+# The explicit points of the task state machines (core/workloads.pxi) are return to
+# user space (SND_DONE, RCV_DONE) and cond_resched (ksoftirqd's KSI_AFTER,
+# backlog_napi's BN_REPOLL): they act in every model.
+cdef enum:
+    PREEMPT_NONE = 0
+    PREEMPT_VOLUNTARY = 1
+    PREEMPT_FULL = 2
+
+
+cdef inline bint task_in_user(Sim s, int ti) noexcept:
+    """The task's steps run user code: only cyclictest's work loop (``work_ns``); the
+    senders' and receivers' steps are their system calls, the kthreads kernel code."""
+    return s.tasks[ti].kind == T_CYCLICTEST
+
+
+cdef inline bint preempt_point(Sim s, int ti) noexcept:
+    """Whether a reschedule is taken at :func:`task_continue`, the point where a
+    task's step has ended or its BH section closed (``preempt_enable`` /
+    ``local_bh_enable`` -> ``preempt_check_resched``): under full (and PREEMPT_RT)
+    always; under voluntary at the ``might_resched()`` of the sender's skb allocation
+    (``udp_sendmsg`` -> ``sock_alloc_send_pskb`` -> ``might_alloc``: the end of its
+    ``udp_sendmsg`` step, before the transmit); in user code in every model."""
+    cdef Task* t
+    if s.preempt_model == PREEMPT_FULL or s.preempt_rt:
+        return True
+    t = &s.tasks[ti]
+    if t.kind == T_CYCLICTEST:
+        return True
+    return s.preempt_model == PREEMPT_VOLUNTARY and t.kind == T_SENDER and t.pc == SND_XMIT
 
 
 cdef inline bint rt_softirq_preemptible(Sim s, int cpu) noexcept:
@@ -272,8 +321,9 @@ cdef void resched_curr(Sim s, int cpu) noexcept:
 
 cdef void resched_event(Sim s, int cpu) noexcept:
     """EV_RESCHED: switch now if the CPU is idle, or runs a task step that may be
-    preempted (outside BH sections and softirqs); otherwise ``need_resched`` waits for
-    the next preemption point."""
+    preempted (outside BH sections and softirqs, in kernel code only under
+    ``preempt=full``: :func:`preemptible`); otherwise ``need_resched`` waits for the
+    next preemption point the model has."""
     cdef Cpu* c = &s.cpus[cpu]
     c.resched_pending = 0
     if not c.need_resched:
@@ -447,9 +497,11 @@ cdef void resume_task(Sim s, int cpu, int ti) noexcept:
 
 
 cdef void task_continue(Sim s, int cpu, int ti) noexcept:
-    """A preemption point in ``ti`` (``cond_resched``, ``preempt_enable``, return to user
-    space): switch if a reschedule is due, else carry on."""
-    if s.cpus[cpu].need_resched and not s.tasks[ti].bh:
+    """A preemption point in ``ti`` (``preempt_enable`` after a step or a BH section):
+    switch if a reschedule is due and the preemption model takes it here
+    (:func:`preempt_point`), else carry on; the state machine's own points (return to
+    user space, ``cond_resched``) follow in ``task_run``."""
+    if s.cpus[cpu].need_resched and not s.tasks[ti].bh and preempt_point(s, ti):
         schedule(s, cpu)
     else:
         task_run(s, cpu, ti)

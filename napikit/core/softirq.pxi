@@ -76,6 +76,8 @@ cdef void softirq_continue(Sim s, int cpu) noexcept:
             c.nra_repoll = 0
             c.sirq_pc = NRA_LOOP
         elif c.sirq_pc == NRA_LOOP:
+            if s.defer_list != NULL:
+                skb_defer_free_flush(s, cpu, bucket)
             if not c.nra_list:
                 if not c.nra_repoll:
                     sd.in_net_rx_action = 0

@@ -442,7 +442,7 @@ cdef void consume(Sim s, int idx, i64 t) noexcept:
         s.delivered_in_window += 1
     if p.sock >= 0:
         hist_add(s.lat_send_recv, t - p.t_sent)
-    pkt_free(s, idx)
+    skb_consume(s, idx)
 
 
 cdef void udp_queue_rcv(Sim s, int cpu, int idx, int bucket) noexcept:

@@ -325,6 +325,8 @@ cdef void run_backlog_napi(Sim s, int cpu, int ti) noexcept:
             t.pc = BN_SEG
         elif t.pc == BN_POLLED:
             sd.in_napi_threaded_poll = 0
+            if s.defer_list != NULL:
+                skb_defer_free_flush(s, cpu, B_BACKLOG_THREAD)
             # IPIs queued by hard IRQs during the poll (a policy mixing IPIs and threads)
             if sd.rps_ipi_n:
                 net_rps_send_ipi(s, cpu, B_BACKLOG_THREAD)

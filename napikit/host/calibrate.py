@@ -101,6 +101,8 @@ UNMEASURABLE: dict[str, str] = {
     "softirq_entry_ns": "handle_softirqs entry and exit happen inside sendto and cannot be "
     "timed apart from it",
     "hrtimer_irq_ns": "not measured (a timer interrupt's own cost needs tracing)",
+    "skb_free_ns": "not measured (the free is inside recvmsg or net_rx_action; used only "
+                   "with kernel.udp_skb_defer_free)",
 }
 
 _D = CostModel()

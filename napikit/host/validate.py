@@ -95,7 +95,22 @@ def kernel_params(host: dict[str, Any]) -> KernelParams:
         if v is not None:
             values[name] = v
     values.update(idle_params(host))
+    values.update(preempt_params(host))
     return KernelParams(**values)
+
+
+def preempt_params(host: dict[str, Any]) -> dict[str, Any]:
+    """``preempt`` from the host's recorded preemption model (``preempt_model``, read by
+    ``napikit.host.procfs.preempt_model``): ``"none"``, ``"voluntary"`` and ``"full"``
+    as they are, ``"rt"`` as ``"full"`` (PREEMPT_RT implies it). ``"lazy"`` (6.13's
+    PREEMPT_LAZY, not modelled), ``"dynamic"`` or ``"unknown"`` (the model in force was
+    not readable): the default."""
+    model = host.get("preempt_model")
+    if model in ("none", "voluntary", "full"):
+        return {"preempt": model}
+    if model == "rt":
+        return {"preempt": "full"}
+    return {}
 
 
 def idle_params(host: dict[str, Any]) -> dict[str, Any]:

@@ -156,3 +156,17 @@ def test_the_shallowest_deep_state_gives_the_exit_latency() -> None:
 def test_no_cpuidle_facts_keep_the_defaults() -> None:
     """A real.json without cpuidle facts leaves KernelParams' defaults."""
     assert validate.idle_params({}) == {}
+
+
+@pytest.mark.parametrize(("recorded", "expected"), [
+    ("none", {"preempt": "none"}), ("voluntary", {"preempt": "voluntary"}),
+    ("full", {"preempt": "full"}), ("rt", {"preempt": "full"}),
+    ("lazy", {}), ("dynamic", {}), ("unknown", {}), (None, {}),
+])
+def test_the_recorded_preemption_model_sets_preempt(recorded, expected) -> None:
+    """real.json's ``preempt_model`` is a recorded fact, like HZ: none, voluntary and
+    full map to KernelParams.preempt as they are, rt to full (PREEMPT_RT implies it);
+    lazy (not modelled) and an unreadable model keep the default."""
+    host = {} if recorded is None else {"preempt_model": recorded}
+    assert validate.preempt_params(host) == expected
+    assert validate.kernel_params(host).preempt == expected.get("preempt", "full")
