@@ -359,7 +359,7 @@ def report(cmp: dict[str, Any], costs_path: str, real_path: str) -> str:
     lines = [
         f"napikit validate: {costs_path} against {real_path}, policy {POLICY}, "
         f"{cmp['ncpus']} CPUs, HZ {cmp['kernel'].hz}",
-        "idle states from the host's cpuidle facts: cpuidle={k.cpuidle}, "
+        "kernel from the host's facts: preempt={k.preempt}, cpuidle={k.cpuidle}, "
         "idle_exit_latency_ns={k.idle_exit_latency_ns}".format(k=cmp["kernel"])
         + (f", haltpoll_ns={cmp['kernel'].haltpoll_ns}" if cmp["kernel"].cpuidle == "haltpoll"
            else ""),
