@@ -151,7 +151,7 @@ class Result:
     #: interrupt (``set_nr_if_polling``; ``KernelParams.cpuidle``).
     polled_kicks: int
     #: Function-call IPIs of remote wake-ups (``ttwu_queue_wakelist``); with ``ipis``
-    #: what ``/proc/interrupts`` counts as CAL.
+    #: and ``defer_ipis``, what ``/proc/interrupts`` counts as CAL.
     wakeup_ipis: int
     #: Defer-list csds (``kick_defer_list_purge``) sent with
     #: ``KernelParams.udp_skb_defer_free``; also CAL interrupts on a real host.
