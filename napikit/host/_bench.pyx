@@ -46,6 +46,20 @@ cdef extern from "_bench_impl.h" nogil:
     double nk_cacheline(int cpu_a, int cpu_b, int local, int64_t duration_ns,
                         int64_t max_rt, int64_t *handoffs)
 
+    ctypedef struct nk_mb_result:
+        int error
+        int64_t alone_calls, alone_ns, calls, call_ns, matched, gaps, gap_ns, spin_ns
+        int64_t arrival_median, handler_median, back_median, call_median
+
+    ctypedef struct nk_tk_result:
+        int error
+        int64_t calls, call_ns, call_median, handled
+
+    void nk_ipi_membarrier(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max_calls,
+                           nk_mb_result *r)
+    void nk_ipi_tgkill(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max_calls,
+                       nk_tk_result *r)
+
 
 _STEPS = {1: "socket", 2: "bind", 3: "pin sender", 4: "pin receiver", 5: "thread"}
 
@@ -149,3 +163,37 @@ def cacheline_ns(int cpu_a, int cpu_b, *, bint local=False, double seconds=0.2,
     if ns < 0:
         raise OSError(0, "cacheline_ns failed")
     return ns
+
+
+def ipi_membarrier(int cpu_a, int cpu_b, *, double seconds=0.2, int64_t max_calls=200_000):
+    """IPIs from ``cpu_a`` to a busy ``cpu_b``: ``membarrier(PRIVATE_EXPEDITED)`` calls
+    while a thread of this process spins on ``cpu_b`` reading the clock. Returns the
+    calls alone (no IPI) and with the target, and the medians (ns) of the IPI's arrival
+    (call start to the target's interruption), of the interruption itself (handler) and
+    of the rest of the call (back)."""
+    cdef nk_mb_result r
+    cdef int64_t d = _check_duration(seconds)
+    with nogil:
+        nk_ipi_membarrier(cpu_a, cpu_b, d, max_calls, &r)
+    if r.error:
+        raise OSError(-r.error, "ipi_membarrier failed (membarrier needs "
+                      "CONFIG_MEMBARRIER and 2 online CPUs)")
+    return {"alone_calls": r.alone_calls, "alone_ns": r.alone_ns, "calls": r.calls,
+            "call_ns": r.call_ns, "matched": r.matched, "gaps": r.gaps, "gap_ns": r.gap_ns,
+            "spin_ns": r.spin_ns, "arrival_median": r.arrival_median,
+            "handler_median": r.handler_median, "back_median": r.back_median,
+            "call_median": r.call_median}
+
+
+def ipi_tgkill(int cpu_a, int cpu_b, *, double seconds=0.2, int64_t max_calls=200_000):
+    """``tgkill`` from ``cpu_a`` of a thread spinning on ``cpu_b`` (another CPU: a
+    reschedule IPI per call; the same CPU: none), each call waiting for the handler.
+    Returns the calls, their total and median time (ns), and the signals handled."""
+    cdef nk_tk_result r
+    cdef int64_t d = _check_duration(seconds)
+    with nogil:
+        nk_ipi_tgkill(cpu_a, cpu_b, d, max_calls, &r)
+    if r.error:
+        raise OSError(-r.error, "ipi_tgkill failed")
+    return {"calls": r.calls, "call_ns": r.call_ns, "call_median": r.call_median,
+            "handled": r.handled}

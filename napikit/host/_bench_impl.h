@@ -1,6 +1,6 @@
 /*
  * napikit's timed loops on the real host: loopback UDP, futex hand-offs, sched_yield,
- * cache-line ping-pong. Plain C with pthreads, called from _bench.pyx without the GIL,
+ * cache-line ping-pong, IPIs (membarrier, tgkill). Plain C with pthreads, called from _bench.pyx without the GIL,
  * so no Python runs inside a timed loop.
  *
  * Every loop is bounded twice: by a duration (CLOCK_MONOTONIC, read through the vDSO)
@@ -14,6 +14,9 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <linux/futex.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -652,6 +655,307 @@ static double nk_cacheline(int cpu_a, int cpu_b, int local, int64_t duration_ns,
     double v = nk_cacheline_pinned(cpu_a, cpu_b, local, duration_ns, max_rt, handoffs);
     nk_restore_affinity(&saved);
     return v;
+}
+
+/* ------------------------------------------------------------------ IPIs */
+
+#define NK_GAP_NS 300        /* a clock loop iteration longer than this was interrupted */
+
+static int nk_cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t nk_median(int64_t *v, int64_t n)
+{
+    if (n <= 0)
+        return -1;
+    qsort(v, (size_t)n, sizeof(*v), nk_cmp64);
+    return v[n / 2];
+}
+
+static long nk_membarrier(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
+
+typedef struct {
+    int error;
+    int64_t alone_calls, alone_ns;   /* membarrier with no other thread of ours running */
+    int64_t calls, call_ns;          /* the same with the spinner running on cpu_b */
+    int64_t matched;                 /* calls whose IPI the spinner saw as one gap */
+    int64_t gaps, gap_ns;            /* all the spinner's gaps (background included) */
+    int64_t spin_ns;                 /* how long the spinner ran */
+    int64_t arrival_median, handler_median, back_median, call_median;
+} nk_mb_result;
+
+typedef struct {
+    int cpu;
+    volatile int ready, stop;
+    int64_t *gs, *ge, ng, max_gaps, spin_ns;
+} nk_mb_spin;
+
+/* The target: a thread of this process on cpu_b reading the clock in a tight loop.
+ * An interruption shows as one iteration longer than NK_GAP_NS: it starts at the last
+ * reading before the interrupt and ends at the first one after it returned. */
+static void *nk_mb_spinner(void *p)
+{
+    nk_mb_spin *s = p;
+    if (nk_pin(s->cpu)) {
+        __atomic_store_n(&s->ready, -1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    int64_t t0 = nk_mono(), last = t0;
+    __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        int64_t t = nk_mono();
+        if (t - last > NK_GAP_NS && s->ng < s->max_gaps) {
+            s->gs[s->ng] = last;
+            s->ge[s->ng] = t;
+            s->ng++;
+        }
+        last = t;
+    }
+    s->spin_ns = last - t0;
+    return NULL;
+}
+
+/* membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) from cpu_a sends an IPI to every other
+ * CPU running a thread of this process (membarrier_private_expedited ->
+ * smp_call_function_many) and waits for them all to run ipi_mb. With one spinner on
+ * cpu_b, each call is one IPI to a busy CPU, and the spinner's clock shows when it
+ * arrived (arrival: call start -> gap start) and how long the target was away from its
+ * task (handler: the gap, hard-IRQ entry to exit, a guest's VM exits included). The
+ * calls are spaced so that each gap belongs to one call. */
+static void nk_ipi_membarrier_pinned(int cpu_a, int cpu_b, int64_t duration_ns,
+                                     int64_t max_calls, nk_mb_result *r)
+{
+    nk_mb_spin s;
+    pthread_t th;
+    int64_t *cs = NULL, *ce = NULL, *arr = NULL, *hand = NULL, *back = NULL, *dur = NULL;
+    memset(r, 0, sizeof(*r));
+    memset(&s, 0, sizeof(s));
+    if (max_calls < 1)
+        max_calls = 1;
+    if ((r->error = nk_pin(cpu_a)))
+        return;
+    if (nk_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)) {
+        r->error = -errno;
+        return;
+    }
+    s.cpu = cpu_b;
+    s.max_gaps = 4 * max_calls;
+    cs = malloc(sizeof(int64_t) * (size_t)max_calls * 6);
+    s.gs = malloc(sizeof(int64_t) * (size_t)s.max_gaps);
+    s.ge = malloc(sizeof(int64_t) * (size_t)s.max_gaps);
+    if (!cs || !s.gs || !s.ge) {
+        r->error = -ENOMEM;
+        goto out;
+    }
+    ce = cs + max_calls;
+    arr = ce + max_calls;
+    hand = arr + max_calls;
+    back = hand + max_calls;
+    dur = back + max_calls;
+    /* Alone: the same system call with no IPI to send (the bare call, cpumask walk). */
+    int64_t t0 = nk_mono(), end = t0 + duration_ns / 4;
+    while (r->alone_calls < max_calls) {
+        for (int i = 0; i < 64; i++)
+            nk_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+        r->alone_calls += 64;
+        if (nk_mono() >= end)
+            break;
+    }
+    r->alone_ns = nk_mono() - t0;
+    if (pthread_create(&th, NULL, nk_mb_spinner, &s)) {
+        r->error = -EAGAIN;
+        goto out;
+    }
+    while (__atomic_load_n(&s.ready, __ATOMIC_ACQUIRE) == 0)
+        sched_yield();
+    if (s.ready < 0) {
+        r->error = -EINVAL;
+        pthread_join(th, NULL);
+        goto out;
+    }
+    t0 = nk_mono();
+    end = t0 + duration_ns;
+    while (r->calls < max_calls) {
+        int64_t a = nk_mono();
+        if (a >= end)
+            break;
+        nk_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+        int64_t b = nk_mono();
+        cs[r->calls] = a;
+        ce[r->calls] = b;
+        r->call_ns += b - a;
+        r->calls++;
+        /* Space the calls: the target returns to its loop before the next IPI. */
+        while (nk_mono() - b < 5000)
+            ;
+    }
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    r->gaps = s.ng;
+    r->spin_ns = s.spin_ns;
+    for (int64_t j = 0; j < s.ng; j++)
+        r->gap_ns += s.ge[j] - s.gs[j];
+    /* A call's gap starts inside it (the IPI lands while the caller waits) and ends
+     * before the call returns (the caller waits for ipi_mb to complete). */
+    int64_t j = 0, m = 0;
+    for (int64_t i = 0; i < r->calls; i++) {
+        dur[i] = ce[i] - cs[i];
+        while (j < s.ng && s.gs[j] < cs[i])
+            j++;
+        if (j < s.ng && s.ge[j] <= ce[i]) {
+            arr[m] = s.gs[j] - cs[i];
+            hand[m] = s.ge[j] - s.gs[j];
+            back[m] = ce[i] - s.ge[j];
+            m++;
+        }
+    }
+    r->matched = m;
+    r->arrival_median = nk_median(arr, m);
+    r->handler_median = nk_median(hand, m);
+    r->back_median = nk_median(back, m);
+    r->call_median = nk_median(dur, r->calls);
+out:
+    free(cs);
+    free(s.gs);
+    free(s.ge);
+}
+
+static void nk_ipi_membarrier(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max_calls,
+                              nk_mb_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_ipi_membarrier_pinned(cpu_a, cpu_b, duration_ns, max_calls, r);
+    nk_restore_affinity(&saved);
+}
+
+typedef struct {
+    int error;
+    int64_t calls, call_ns, call_median;  /* the tgkill system calls, timed */
+    int64_t handled;                      /* signals the target ran its handler for */
+} nk_tk_result;
+
+typedef struct {
+    int cpu, yield;
+    volatile int ready, stop;
+    volatile pid_t tid;
+} nk_tk_target;
+
+static volatile int64_t nk_tk_hits;
+
+static void nk_tk_handler(int sig)
+{
+    (void)sig;
+    __atomic_add_fetch(&nk_tk_hits, 1, __ATOMIC_RELEASE);
+}
+
+static void *nk_tk_spinner(void *p)
+{
+    nk_tk_target *t = p;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 3);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    if (nk_pin(t->cpu)) {
+        __atomic_store_n(&t->ready, -1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    t->tid = (pid_t)syscall(SYS_gettid);
+    __atomic_store_n(&t->ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE))
+        if (t->yield)
+            sched_yield();
+    return NULL;
+}
+
+/* tgkill of a thread spinning in user space: on another CPU it is running, so
+ * signal_wake_up -> kick_process sends it a reschedule IPI (smp_send_reschedule, a RES
+ * interrupt) and the caller pays for sending it; on the caller's own CPU it is
+ * runnable but not running, and no IPI is sent. The difference of the two is the cost
+ * of sending an IPI to the sender. Each call waits until the handler ran, so every
+ * signal meets a target back in its loop. The caller's signal mask and the signal's
+ * previous action are restored. */
+static void nk_ipi_tgkill_pinned(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max_calls,
+                                 nk_tk_result *r)
+{
+    nk_tk_target t;
+    pthread_t th;
+    struct sigaction sa, old;
+    sigset_t set, oldmask;
+    int64_t *dur;
+    memset(r, 0, sizeof(*r));
+    memset(&t, 0, sizeof(t));
+    if (max_calls < 1)
+        max_calls = 1;
+    if ((r->error = nk_pin(cpu_a)))
+        return;
+    if (!(dur = malloc(sizeof(int64_t) * (size_t)max_calls))) {
+        r->error = -ENOMEM;
+        return;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = nk_tk_handler;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 3);
+    /* Only the target takes the signal: the calling thread blocks it meanwhile. */
+    pthread_sigmask(SIG_BLOCK, &set, &oldmask);
+    if (sigaction(SIGRTMIN + 3, &sa, &old)) {
+        r->error = -errno;
+        goto restore_mask;
+    }
+    __atomic_store_n(&nk_tk_hits, 0, __ATOMIC_RELEASE);
+    t.cpu = cpu_b;
+    t.yield = cpu_a == cpu_b;
+    if (pthread_create(&th, NULL, nk_tk_spinner, &t)) {
+        r->error = -EAGAIN;
+        goto restore_action;
+    }
+    while (__atomic_load_n(&t.ready, __ATOMIC_ACQUIRE) == 0)
+        sched_yield();
+    if (t.ready < 0) {
+        r->error = -EINVAL;
+        goto join;
+    }
+    pid_t pid = getpid();
+    int64_t t0 = nk_mono(), end = t0 + duration_ns;
+    while (r->calls < max_calls && nk_mono() < end) {
+        int64_t a = nk_mono();
+        syscall(SYS_tgkill, pid, t.tid, SIGRTMIN + 3);
+        int64_t b = nk_mono();
+        dur[r->calls] = b - a;
+        r->call_ns += b - a;
+        r->calls++;
+        /* Bounded wait for the handler (on one CPU the target needs the CPU to run it). */
+        while (__atomic_load_n(&nk_tk_hits, __ATOMIC_ACQUIRE) < r->calls && nk_mono() < end)
+            if (t.yield)
+                sched_yield();
+        int64_t c = nk_mono();
+        while (nk_mono() - c < 2000)
+            ;
+    }
+    r->call_median = nk_median(dur, r->calls);
+join:
+    __atomic_store_n(&t.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    r->handled = __atomic_load_n(&nk_tk_hits, __ATOMIC_ACQUIRE);
+restore_action:
+    sigaction(SIGRTMIN + 3, &old, NULL);
+restore_mask:
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    free(dur);
+}
+
+static void nk_ipi_tgkill(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max_calls,
+                          nk_tk_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_ipi_tgkill_pinned(cpu_a, cpu_b, duration_ns, max_calls, r);
+    nk_restore_affinity(&saved);
 }
 
 #endif

@@ -85,19 +85,36 @@ MEASUREMENTS: dict[str, str] = {
     "cacheline_local": "the same loads and stores by one thread (no transfer)",
     "cacheline_transfer": "cacheline_remote minus cacheline_local: the extra cost of "
     "touching memory last written by another CPU",
+    "membarrier_alone": "membarrier(PRIVATE_EXPEDITED) with no other thread of the process "
+    "running: the system call and cpumask walk, no IPI",
+    "membarrier_busy_target": "median membarrier call with a thread of the process "
+    "spinning on the other CPU: one IPI there, waited for (smp_call_function_many)",
+    "ipi_arrival_busy_target": "median time from a membarrier call's start to the busy "
+    "target's interruption, seen by the target's clock loop",
+    "ipi_handler_busy_target": "median time the busy target's task lost to that interrupt "
+    "(hard-IRQ entry, ipi_mb, exit; a guest's VM exit and entry included)",
+    "ipi_matched": "share of the membarrier calls whose interruption the target saw "
+    "(fraction)",
+    "tgkill_remote_running": "median tgkill of a thread spinning on the other CPU "
+    "(signal_wake_up -> kick_process: a reschedule IPI)",
+    "tgkill_same_cpu": "median tgkill of a runnable thread on the caller's CPU (no IPI)",
+    "ipi_send_sender": "tgkill_remote_running minus tgkill_same_cpu: the sender's cost of "
+    "one IPI to a busy CPU",
+    "ipi_flight": "ipi_arrival_busy_target - membarrier_alone - ipi_send_sender: from the "
+    "end of the sender's IPI cost to the target's interruption (negative: the target "
+    "is interrupted before the sender's cost is over, as a guest's ICR-write VM exit "
+    "returns after the interrupt is posted)",
 }
 
 #: Measurements that are counts or fractions, not ns.
 UNITLESS = {"reader_wakeups_per_packet", "rps_kicks_per_packet", "rps_cal_per_kick",
-            "idle_target_irqs_per_wakeup", "kick_finds_target_polling"}
+            "idle_target_irqs_per_wakeup", "kick_finds_target_polling", "ipi_matched"}
 
 #: The fields no user-space measurement reaches, and why.
 UNMEASURABLE: dict[str, str] = {
     "netif_rx_ns": "enqueue_to_backlog runs inside sendto; user space cannot time it apart "
     "from udp_sendmsg",
     "nic_irq_ns": "loopback has no device interrupt",
-    "ipi_handler_ns": "the target's hard-IRQ entry, rps_trigger_softirq and exit cannot be "
-    "timed from user space",
     "softirq_entry_ns": "handle_softirqs entry and exit happen inside sendto and cannot be "
     "timed apart from it",
     "hrtimer_irq_ns": "not measured (a timer interrupt's own cost needs tracing)",
@@ -142,15 +159,18 @@ DERIVATIONS: dict[str, Derivation] = {
                           lambda m: m["yield_pair"] - m["yield_alone"]),
     "wakeup_ns": ("futex_wake_busy_target - futex_wake_no_waiter",
                   lambda m: m["futex_wake_busy_target"] - m["futex_wake_no_waiter"]),
-    "ipi_send_ns": ("futex_wake_idle_target - futex_wake_busy_target (the wakelist "
-                    "queue + IPI of a wake-up to an idle CPU, beyond a direct enqueue)",
-                    lambda m: m["futex_wake_idle_target"] - m["futex_wake_busy_target"]),
+    "ipi_send_ns": ("ipi_send_sender = tgkill_remote_running - tgkill_same_cpu (the "
+                    "sender's cost of a reschedule IPI to a busy CPU)",
+                    lambda m: m["tgkill_remote_running"] - m["tgkill_same_cpu"]),
+    "ipi_handler_ns": ("ipi_handler_busy_target: the busy target's time lost to one "
+                       "membarrier IPI (hard-IRQ entry, handler, exit)",
+                       lambda m: m["ipi_handler_busy_target"]),
     "wakeup_latency_ns": ("futex_handoff_idle_target - futex_handoff_same_cpu",
                           lambda m: m["futex_handoff_idle_target"]
                           - m["futex_handoff_same_cpu"]),
-    "ipi_latency_ns": ("futex_handoff_busy_target - futex_handoff_same_cpu (an interrupt "
-                       "reaching a running CPU and the switch it causes)",
-                       lambda m: m["futex_handoff_busy_target"] - m["futex_handoff_same_cpu"]),
+    "ipi_latency_ns": ("max(0, ipi_flight): ipi_arrival_busy_target - membarrier_alone - "
+                       "ipi_send_ns, the model's IPI leaving when its send cost is paid",
+                       lambda m: max(0.0, m["ipi_flight"])),
     "remote_skb_ns": (f"cacheline_transfer x {SKB_RX_LINES}: the lines of a 64-byte "
                       "datagram's skb its receive touches (4 of sk_buff, 1 of "
                       "skb_shared_info, 2 of headers and data), each written by another CPU",
@@ -171,18 +191,18 @@ DERIVATIONS: dict[str, Derivation] = {
                        - _D.netif_rx_ns - _D.softirq_entry_ns),
 }
 
-#: With root, the IPI's cost to the sender comes from the RPS run itself: the sender's
-#: time per packet beyond the send path, per kick (remote enqueue included).
-RPS_IPI_SEND: Derivation = (
-    "(send_rps_remote - udp_sendmsg_ns - netif_rx_ns) / rps_kicks_per_packet: the sender's "
-    "extra time per RPS kick (csd queue, IPI, remote backlog cache lines)",
-    lambda m: (m["send_rps_remote"] - _udp_sendmsg(m) - _D.netif_rx_ns)
-    / m["rps_kicks_per_packet"],
-)
-
-
-def _udp_sendmsg(m: dict[str, float]) -> float:
-    return max(0.0, DERIVATIONS["udp_sendmsg_ns"][1](m))
+#: Where the direct IPI probes failed (no membarrier, tgkill refused), the futex proxies.
+FALLBACKS: dict[str, Derivation] = {
+    "ipi_send_ns": ("futex_wake_idle_target - futex_wake_busy_target (the wakelist queue "
+                    "+ IPI of a wake-up to an idle CPU, beyond a direct enqueue; the IPI "
+                    "probes gave no value)",
+                    lambda m: m["futex_wake_idle_target"] - m["futex_wake_busy_target"]),
+    "ipi_latency_ns": ("futex_handoff_busy_target - futex_handoff_same_cpu (an interrupt "
+                       "reaching a running CPU and the switch it causes; the IPI probes "
+                       "gave no value)",
+                       lambda m: m["futex_handoff_busy_target"]
+                       - m["futex_handoff_same_cpu"]),
+}
 
 
 #: Without root (no RPS run), the send path is split with the default receive cost.
@@ -204,6 +224,35 @@ def _interrupts(root: Path | str) -> dict[str, tuple[int, ...]] | None:
         return procfs.interrupts(root)
     except procfs.HostError:
         return None
+
+
+def _measure_ipis(m: dict[str, float], cpu_a: int, cpu_b: int, seconds: float) -> None:
+    """The direct IPI probes; a kernel that refuses one (no ``CONFIG_MEMBARRIER``)
+    leaves its measurements out, and the futex proxies stand in (:data:`FALLBACKS`)."""
+    import napikit.host._bench as _bench
+
+    try:
+        b = _bench.ipi_membarrier(cpu_a, cpu_b, seconds=seconds)
+        if b["matched"] and b["alone_calls"]:
+            m["membarrier_alone"] = b["alone_ns"] / b["alone_calls"]
+            m["membarrier_busy_target"] = b["call_median"]
+            m["ipi_arrival_busy_target"] = b["arrival_median"]
+            m["ipi_handler_busy_target"] = b["handler_median"]
+            m["ipi_matched"] = b["matched"] / b["calls"]
+    except OSError:
+        pass
+    try:
+        remote = _bench.ipi_tgkill(cpu_a, cpu_b, seconds=seconds)
+        local = _bench.ipi_tgkill(cpu_a, cpu_a, seconds=seconds)
+        if remote["calls"] and local["calls"]:
+            m["tgkill_remote_running"] = remote["call_median"]
+            m["tgkill_same_cpu"] = local["call_median"]
+            m["ipi_send_sender"] = m["tgkill_remote_running"] - m["tgkill_same_cpu"]
+    except OSError:
+        pass
+    if "ipi_send_sender" in m and "ipi_arrival_busy_target" in m:
+        m["ipi_flight"] = (m["ipi_arrival_busy_target"] - m["membarrier_alone"]
+                           - m["ipi_send_sender"])
 
 
 def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
@@ -245,6 +294,7 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
     m["futex_wake_busy_target"] = _per(p["wake_ns"], p["wake_calls"])
     m["cacheline_remote"] = _bench.cacheline_ns(cpu_a, cpu_b, seconds=seconds / 2)
     m["cacheline_transfer"] = m["cacheline_remote"] - m["cacheline_local"]
+    _measure_ipis(m, cpu_a, cpu_b, seconds / 2)
     if rps is not None:
         rps.set((cpu_b,))
         try:
@@ -288,28 +338,23 @@ def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> di
         rule: Derivation = (source, fn)
         if field == "udp_sendmsg_ns" and not have_root:
             rule = NO_ROOT_SENDMSG
-        if field == "ipi_send_ns" and have_root:
-            rule = RPS_IPI_SEND
         needs_root = field == "protocol_rx_ns"
         if needs_root and not have_root:
             entries[field] = default_entry(field, "needs root: the RPS run that moves the "
                                            "receive off the sender's CPU writes rps_cpus")
             continue
-        try:
-            value, spread = _median(rule, reps)
-        except (KeyError, ValueError, ZeroDivisionError):
+        rules = [rule] + ([FALLBACKS[field]] if field in FALLBACKS else [])
+        for rule in rules:
             try:
-                if rule is not RPS_IPI_SEND:
-                    raise
-                # The RPS run saw no kick (no RPS in this kernel?): the futex proxy.
-                rule = (source + " (the RPS run counted no kicks)", fn)
                 value, spread = _median(rule, reps)
             except (KeyError, ValueError, ZeroDivisionError):
-                why = "needs 2 CPUs" if not cross_cpu else \
-                    "its measurements gave no finite value (see [measurements])"
-                entries[field] = default_entry(field, why)
                 continue
-        entries[field] = CostEntry(value, spread, rule[0])
+            entries[field] = CostEntry(value, spread, rule[0])
+            break
+        else:
+            why = "needs 2 CPUs" if not cross_cpu else \
+                "its measurements gave no finite value (see [measurements])"
+            entries[field] = default_entry(field, why)
     return {name: entries[name] for name in FIELDS}
 
 

@@ -65,3 +65,47 @@ def test_the_calling_thread_is_not_left_pinned() -> None:
     _bench.futex_wake_empty(B, seconds=0.01)
     _bench.cacheline_ns(B, B, local=True, seconds=0.01)
     assert os.sched_getaffinity(0) == before
+
+
+def test_ipi_tgkill_is_bounded_and_every_signal_is_handled() -> None:
+    """The cap stops it; each call waited for its handler, on one CPU and across two."""
+    for target in {A, B}:
+        r = _bench.ipi_tgkill(A, target, seconds=1.0, max_calls=300)
+        assert r["calls"] == 300 and r["handled"] == 300
+        assert 0 < r["call_median"] <= r["call_ns"]
+
+
+def test_ipi_tgkill_restores_the_signal_and_the_mask() -> None:
+    """SIGRTMIN+3's action and the calling thread's mask are as they were."""
+    import signal
+
+    sig = signal.SIGRTMIN + 3
+    before = signal.getsignal(sig)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    _bench.ipi_tgkill(A, B, seconds=0.01)
+    assert signal.getsignal(sig) == before
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+
+
+def test_ipi_membarrier_sees_its_ipis_on_the_target() -> None:
+    """Across two CPUs, nearly every call's IPI shows as one gap in the target's clock;
+    the arrival and the handler fit inside the call."""
+    if B == A:
+        with pytest.raises(OSError):
+            _bench.ipi_membarrier(A, 4000, seconds=0.01)
+        return
+    r = _bench.ipi_membarrier(A, B, seconds=0.05, max_calls=2000)
+    assert 0 < r["calls"] <= 2000 and r["alone_calls"] > 0
+    assert r["matched"] >= 0.5 * r["calls"]
+    assert 0 < r["arrival_median"] + r["handler_median"] <= r["call_median"] * 2
+
+
+def test_ipi_probes_leave_the_thread_unpinned() -> None:
+    """Both probes put the caller's affinity back, even when a CPU does not exist."""
+    before = os.sched_getaffinity(0)
+    _bench.ipi_tgkill(B, A, seconds=0.01)
+    with pytest.raises(OSError):
+        _bench.ipi_tgkill(A, 4000, seconds=0.01)
+    if B != A:
+        _bench.ipi_membarrier(B, A, seconds=0.01)
+    assert os.sched_getaffinity(0) == before

@@ -21,6 +21,10 @@ M = {
     "idle_target_irqs_per_wakeup": 0.75, "kick_finds_target_polling": 0.25,
     "yield_alone": 500.0, "yield_pair": 1500.0, "cacheline_remote": 41.0,
     "cacheline_local": 1.0, "cacheline_transfer": 40.0,
+    "membarrier_alone": 150.0, "membarrier_busy_target": 3700.0,
+    "ipi_arrival_busy_target": 1650.0, "ipi_handler_busy_target": 2400.0,
+    "ipi_matched": 0.98, "tgkill_remote_running": 2500.0, "tgkill_same_cpu": 1100.0,
+    "ipi_send_sender": 1400.0, "ipi_flight": 100.0,
 }
 
 
@@ -42,7 +46,7 @@ def test_mapping_with_root() -> None:
     assert e["context_switch_ns"].value == 1000
     assert e["wakeup_ns"].value == 4800
     assert e["wakeup_latency_ns"].value == 37500
-    assert e["ipi_latency_ns"].value == 27500
+    assert e["ipi_latency_ns"].value == 100
     assert e["udp_recvmsg_ns"].value == 600
     remote_skb = 40 * calibrate.SKB_RX_LINES
     assert e["remote_skb_ns"].value == remote_skb
@@ -50,7 +54,32 @@ def test_mapping_with_root() -> None:
     assert e["protocol_rx_ns"].value == 1300 - remote_skb
     sendmsg = 3500 - (1300 - remote_skb) - CostModel().netif_rx_ns - CostModel().softirq_entry_ns
     assert e["udp_sendmsg_ns"].value == sendmsg
-    assert e["ipi_send_ns"].value == round((5000 - sendmsg - CostModel().netif_rx_ns) / 0.25)
+    assert e["ipi_send_ns"].value == 1400
+    assert e["ipi_handler_ns"].value == 2400
+
+
+def test_ipi_costs_come_from_the_ipi_probes() -> None:
+    """ipi_send_ns is the tgkill difference, ipi_handler_ns the target's lost time, and
+    ipi_latency_ns what is left of the arrival; a negative remainder (the interrupt lands
+    before the sender's cost is paid) is 0, not a negative cost."""
+    e = calibrate.derive([dict(M, tgkill_remote_running=3100.0)], have_root=True,
+                         cross_cpu=True)
+    assert e["ipi_send_ns"].value == 2000
+    e = calibrate.derive([dict(M, ipi_flight=-400.0)], have_root=True, cross_cpu=True)
+    assert e["ipi_latency_ns"].value == 0
+    assert e["ipi_handler_ns"].source.startswith("ipi_handler_busy_target")
+
+
+def test_without_the_ipi_probes_the_futex_proxies_stand_in() -> None:
+    """A kernel without membarrier: ipi_send/latency from futexes, the handler a default."""
+    probes = ("membarrier", "ipi_", "tgkill")
+    m = {k: v for k, v in M.items() if not k.startswith(probes)}
+    e = calibrate.derive([m], have_root=True, cross_cpu=True)
+    assert e["ipi_send_ns"].value == 2000 and "IPI probes gave no value" in \
+        e["ipi_send_ns"].source
+    assert e["ipi_latency_ns"].value == 27500
+    assert e["ipi_handler_ns"].value == CostModel().ipi_handler_ns
+    assert e["ipi_handler_ns"].source.startswith("default:")
 
 
 def test_location_costs_come_from_the_cache_line_transfer() -> None:
@@ -74,11 +103,11 @@ def test_location_costs_come_from_the_cache_line_transfer() -> None:
 
 
 def test_without_root_protocol_rx_is_a_default() -> None:
-    """No RPS run: protocol_rx_ns is the default and says why; ipi_send from futexes."""
+    """No RPS run: protocol_rx_ns is the default and says why; the IPI probes need none."""
     m = {k: v for k, v in M.items() if "rps" not in k}
     e = calibrate.derive([m], have_root=False, cross_cpu=True)
     assert e["protocol_rx_ns"].source.startswith("default: needs root")
-    assert e["ipi_send_ns"].value == 2000
+    assert e["ipi_send_ns"].value == 1400
     assert "no root" in e["udp_sendmsg_ns"].source
 
 
@@ -123,6 +152,11 @@ def fake_bench(monkeypatch: pytest.MonkeyPatch) -> None:
         "wake_calls": 100, "wake_ns": 500_000 if busy_target else 700_000})
     monkeypatch.setattr(_bench, "cacheline_ns", lambda a, b, local=False, **k:
                         1.0 if local else 150.0)
+    monkeypatch.setattr(_bench, "ipi_membarrier", lambda a, b, **k: {
+        "alone_calls": 1000, "alone_ns": 150_000, "calls": 100, "matched": 98,
+        "call_median": 3700, "arrival_median": 1650, "handler_median": 2400})
+    monkeypatch.setattr(_bench, "ipi_tgkill", lambda a, b, **k: {
+        "calls": 100, "call_median": 1100 if a == b else 2500})
 
 
 def test_calibrate_without_root_on_the_fake_tree(fake_root, fake_bench) -> None:
@@ -142,10 +176,11 @@ def test_calibrate_as_root_restores_rps_cpus(fake_root, fake_bench) -> None:
     path.write_text("00000000\n")
     out = calibrate.calibrate(quick=True, root=fake_root, euid=0)
     assert path.read_text() == "00000000\n"
-    # The recorded counters do not move, so the RPS run counts no kicks: ipi_send_ns
-    # falls back to the futex proxy and says so; protocol_rx_ns has no finite value.
+    # The recorded counters do not move, so the RPS run counts no kicks and
+    # protocol_rx_ns has no finite value; the IPI costs come from their own probes.
     e = out["entries"]
-    assert e["ipi_send_ns"].value == 2000 and "counted no kicks" in e["ipi_send_ns"].source
+    assert e["ipi_send_ns"].value == 1400 and e["ipi_handler_ns"].value == 2400
+    assert e["ipi_latency_ns"].value == 100
     assert e["protocol_rx_ns"].source.startswith("default: its measurements")
     assert "rps_kicks_per_packet" in out["measurements"]
 
@@ -156,3 +191,20 @@ def test_calibrate_without_proc_interrupts(fake_root, fake_bench) -> None:
     out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
     assert "kick_finds_target_polling" not in out["measurements"]
     assert out["entries"]["wakeup_latency_ns"].value > 0
+
+
+def test_calibrate_when_membarrier_is_refused(fake_root, fake_bench, monkeypatch) -> None:
+    """A kernel without CONFIG_MEMBARRIER (EINVAL): the run goes on, the handler cost is a
+    named default and the latency comes from the futex proxy."""
+    from napikit.host import _bench
+
+    def refused(*a, **k):
+        raise OSError(22, "ipi_membarrier failed")
+
+    monkeypatch.setattr(_bench, "ipi_membarrier", refused)
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    e = out["entries"]
+    assert e["ipi_handler_ns"].source.startswith("default:")
+    assert "IPI probes gave no value" in e["ipi_latency_ns"].source
+    assert e["ipi_send_ns"].value == 1400
+    assert "ipi_flight" not in out["measurements"]
