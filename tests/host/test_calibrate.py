@@ -208,3 +208,20 @@ def test_calibrate_when_membarrier_is_refused(fake_root, fake_bench, monkeypatch
     assert "IPI probes gave no value" in e["ipi_latency_ns"].source
     assert e["ipi_send_ns"].value == 1400
     assert "ipi_flight" not in out["measurements"]
+
+
+def test_calibrate_ignores_a_membarrier_probe_that_saw_few_ipis(
+        fake_root, fake_bench, monkeypatch) -> None:
+    """A target that saw under half of the calls' IPIs (a busy host): the share is
+    recorded, its timings are not used, and the futex proxies stand in."""
+    from napikit.host import _bench
+
+    monkeypatch.setattr(_bench, "ipi_membarrier", lambda a, b, **k: {
+        "alone_calls": 1000, "alone_ns": 150_000, "calls": 100, "matched": 34,
+        "call_median": 3700, "arrival_median": 1650, "handler_median": 2400})
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    e = out["entries"]
+    assert out["measurements"]["ipi_matched"]["median"] == pytest.approx(0.34)
+    assert "ipi_handler_busy_target" not in out["measurements"]
+    assert e["ipi_handler_ns"].source.startswith("default:")
+    assert "IPI probes gave no value" in e["ipi_latency_ns"].source
