@@ -60,6 +60,15 @@ cdef extern from "_bench_impl.h" nogil:
     void nk_ipi_tgkill(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max_calls,
                        nk_tk_result *r)
 
+    ctypedef struct nk_ie_result:
+        int error
+        int64_t wakes, wall_ns
+        long b_nvcsw
+        int64_t b_cpu_ns
+
+    void nk_idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, int64_t duration_ns,
+                       int64_t max_wakes, nk_ie_result *r)
+
 
 _STEPS = {1: "socket", 2: "bind", 3: "pin sender", 4: "pin receiver", 5: "thread"}
 
@@ -197,3 +206,21 @@ def ipi_tgkill(int cpu_a, int cpu_b, *, double seconds=0.2, int64_t max_calls=20
         raise OSError(-r.error, "ipi_tgkill failed")
     return {"calls": r.calls, "call_ns": r.call_ns, "call_median": r.call_median,
             "handled": r.handled}
+
+
+def idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, *, double seconds=0.05,
+               int64_t max_wakes=100_000):
+    """A thread on ``cpu_a`` wakes one that blocks in ``FUTEX_WAIT`` on an otherwise idle
+    ``cpu_b``, ``delay_ns`` after it began to block, over and over. Returns the
+    wake-ups, the wall time, the blocked thread's voluntary switches (the wake-ups that
+    found it asleep) and its CPU time (ns); the caller counts ``cpu_b``'s interrupts around the call."""
+    cdef nk_ie_result r
+    cdef int64_t d = _check_duration(seconds)
+    if delay_ns < 0 or delay_ns > 1_000_000_000:
+        raise ValueError("delay_ns must be 0..1e9")
+    with nogil:
+        nk_idle_entry(cpu_a, cpu_b, delay_ns, d, max_wakes, &r)
+    if r.error:
+        raise OSError(-r.error, "idle_entry failed")
+    return {"wakes": r.wakes, "wall_ns": r.wall_ns, "b_nvcsw": r.b_nvcsw,
+            "b_cpu_ns": r.b_cpu_ns}

@@ -958,4 +958,109 @@ static void nk_ipi_tgkill(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max
     nk_restore_affinity(&saved);
 }
 
+/* ------------------------------------------------------------------ idle entry */
+
+typedef struct {
+    int error;
+    int64_t wakes, wall_ns;
+    long b_nvcsw;                    /* B's voluntary switches: the wake-ups that found it asleep */
+    int64_t b_cpu_ns;                /* B's CPU time (CLOCK_THREAD_CPUTIME_ID) over the loop */
+} nk_ie_result;
+
+typedef struct {
+    int cpu_b;
+    volatile int word;               /* 0: B waits, 1: B goes */
+    volatile int stop, ready;
+    volatile int64_t seq, t_block;   /* B's blocks so far, and when the last one began */
+    int pin_error;
+    long nvcsw;
+    int64_t cpu_ns;
+} nk_ie_shared;
+
+static void *nk_ie_b(void *p)
+{
+    nk_ie_shared *s = p;
+    long v0, i0, v1, i1;
+    s->pin_error = nk_pin(s->cpu_b);
+    nk_rusage(&v0, &i0);
+    __atomic_store_n(&s->ready, s->pin_error ? -1 : 1, __ATOMIC_RELEASE);
+    if (s->pin_error)
+        return NULL;
+    int64_t c0 = nk_cpu();
+    for (int64_t k = 1;; k++) {
+        s->t_block = nk_mono();
+        __atomic_store_n(&s->seq, k, __ATOMIC_RELEASE);
+        while (__atomic_load_n(&s->word, __ATOMIC_ACQUIRE) == 0)
+            nk_futex((int *)&s->word, FUTEX_WAIT_PRIVATE, 0);
+        if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE))
+            break;
+        __atomic_store_n(&s->word, 0, __ATOMIC_RELEASE);
+    }
+    s->cpu_ns = nk_cpu() - c0;
+    nk_rusage(&v1, &i1);
+    s->nvcsw = v1 - v0;
+    return NULL;
+}
+
+/* The idle entry's polling window: B (cpu_b, otherwise idle) blocks in FUTEX_WAIT; A
+ * (cpu_a) spins until delay_ns after B began to block, then wakes it. While cpu_b's
+ * idle task still runs do_idle with TIF_POLLING_NRFLAG set (before cpuidle_idle_call
+ * clears it and halts), the wake-up needs no interrupt (ttwu_queue_wakelist ->
+ * set_nr_if_polling); later it costs a CAL IPI. The caller counts cpu_b's CAL and RES
+ * interrupts around the call, one delay per call. */
+static void nk_idle_entry_pinned(int cpu_a, int cpu_b, int64_t delay_ns, int64_t duration_ns,
+                                 int64_t max_wakes, nk_ie_result *r)
+{
+    nk_ie_shared s;
+    pthread_t tb;
+    memset(r, 0, sizeof(*r));
+    memset(&s, 0, sizeof(s));
+    s.cpu_b = cpu_b;
+    if ((r->error = nk_pin(cpu_a)))
+        return;
+    if (pthread_create(&tb, NULL, nk_ie_b, &s)) {
+        r->error = -EAGAIN;
+        return;
+    }
+    while (__atomic_load_n(&s.ready, __ATOMIC_ACQUIRE) == 0)
+        sched_yield();
+    if (s.ready < 0) {
+        r->error = s.pin_error;
+        pthread_join(tb, NULL);
+        return;
+    }
+    int64_t t0 = nk_mono(), end = t0 + duration_ns, hard_end = end + 100000000;
+    while (r->wakes < max_wakes && nk_mono() < end) {
+        int64_t now;
+        /* B's next block; a wake-up that B has not yet acted on bounds this by time */
+        while (__atomic_load_n(&s.seq, __ATOMIC_ACQUIRE) <= r->wakes)
+            if (nk_mono() >= hard_end)
+                goto stop;
+        int64_t due = s.t_block + delay_ns;
+        while ((now = nk_mono()) < due)
+            ;
+        __atomic_store_n(&s.word, 1, __ATOMIC_RELEASE);
+        nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
+        r->wakes++;
+    }
+stop:
+    r->wall_ns = nk_mono() - t0;
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s.word, 1, __ATOMIC_RELEASE);
+    nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
+    pthread_join(tb, NULL);
+    r->b_nvcsw = s.nvcsw;
+    r->b_cpu_ns = s.cpu_ns;
+}
+
+
+static void nk_idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, int64_t duration_ns,
+                          int64_t max_wakes, nk_ie_result *r)
+{
+    nk_affinity saved;
+    nk_save_affinity(&saved);
+    nk_idle_entry_pinned(cpu_a, cpu_b, delay_ns, duration_ns, max_wakes, r);
+    nk_restore_affinity(&saved);
+}
+
 #endif

@@ -113,3 +113,16 @@ def test_ipi_probes_leave_the_thread_unpinned() -> None:
     if B != A:
         _bench.ipi_membarrier(B, A, seconds=0.01)
     assert os.sched_getaffinity(0) == before
+
+
+def test_idle_entry_is_bounded_and_wakes_each_block_once() -> None:
+    """The cap stops it; every wake-up ends one block, at most one voluntary switch
+    each, and the affinity is put back."""
+    before = os.sched_getaffinity(0)
+    for delay in (0, 2000):
+        r = _bench.idle_entry(A, B, delay, seconds=1.0, max_wakes=200)
+        assert r["wakes"] == 200
+        assert 0 <= r["b_nvcsw"] <= r["wakes"] + 1 and r["b_cpu_ns"] > 0
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(ValueError):
+        _bench.idle_entry(A, B, -1)
