@@ -329,6 +329,13 @@ class CostModel:
     #: and for ``udp_recvmsg`` when another CPU touched the socket's receive queue and
     #: accounting (``sk_receive_queue``, ``sk_rmem_alloc``, ``sk_forward_alloc``) last.
     remote_sock_ns: int = _cost(0)
+    #: A ``recvmsg`` that finds the receive queue empty and blocks
+    #: (``__skb_wait_for_more_packets``: the failed ``__skb_try_recv_datagram``,
+    #: ``prepare_to_wait_exclusive``, ``schedule_timeout``'s dequeue and pick of idle;
+    #: once woken, ``finish_wait`` and the retry), charged to the reader before it
+    #: sleeps; the switch back in is ``context_switch_ns``. 0 (the default): blocking
+    #: is free; ``napikit calibrate`` measures a host's.
+    recv_block_ns: int = _cost(0)
     #: Freeing one small skb (``skb_release_all`` + ``kfree_skbmem``: two slab frees
     #: and the socket accounting), charged only with ``kernel.udp_skb_defer_free``:
     #: inline to the reader's CPU, or to the allocating CPU's softirq at

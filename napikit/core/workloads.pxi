@@ -9,6 +9,7 @@ cdef enum:
     SND_DONE = 3
     RCV_START = 0
     RCV_DONE = 1
+    RCV_BLOCK = 2
     KSI_START = 0
     KSI_AFTER = 1
     BN_START = 0
@@ -167,12 +168,23 @@ cdef inline i64 udp_recvmsg_cost(Sim s, int cpu, Socket* so) noexcept nogil:
 
 
 cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
-    """A UDP receiver: ``udp_recvmsg`` per datagram; sleeps on an empty queue."""
+    """A UDP receiver: ``udp_recvmsg`` per datagram; sleeps on an empty queue.
+
+    Blocking costs the reader ``recv_block_ns`` first (``__skb_wait_for_more_packets``:
+    the failed ``__skb_try_recv_datagram``, ``prepare_to_wait_exclusive``, the dequeue
+    and pick of ``schedule_timeout``; once woken, ``finish_wait`` and the retry): a
+    datagram queued meanwhile is taken without sleeping, as the kernel's re-check of
+    the queue after ``prepare_to_wait`` finds it."""
     cdef Task* t = &s.tasks[ti]
     cdef Socket* so = &s.socks[t.arg]
     while True:
-        if t.pc == RCV_START:
+        if t.pc == RCV_START or t.pc == RCV_BLOCK:
             if ring_len(&so.queue) == 0:
+                if t.pc == RCV_START and s.c_recv_block > 0:
+                    t.pc = RCV_BLOCK
+                    start_step(s, cpu, L_TASK, s.c_recv_block, B_APPLICATION)
+                    return
+                t.pc = RCV_START
                 task_sleep(s, cpu, ti)
                 return
             t.pc = RCV_DONE

@@ -61,6 +61,8 @@ MEASUREMENTS: dict[str, str] = {
     "the reader it interrupts, plus the IPI handler and the reader's sleep/wake overhead)",
     "rps_kicks_per_packet": "received_rps on the reader's CPU per datagram sent in the RPS "
     "run (count)",
+    "rps_reader_blocks_per_processed": "the reader's voluntary context switches per packet "
+    "processed on its CPU in the RPS run (count)",
     "rps_cal_per_kick": "CAL interrupts on the reader's CPU per received_rps in the RPS run "
     "(count; below 1: kicks that needed no interrupt, or queued behind one)",
     "futex_handoff_same_cpu": "half a futex ping-pong round trip, both threads on one CPU "
@@ -78,6 +80,10 @@ MEASUREMENTS: dict[str, str] = {
     "during futex_handoff_idle_target (count; other activity adds to it)",
     "kick_finds_target_polling": "1 - idle_target_irqs_per_wakeup, clamped to [0, 1]: "
     "the share of cross-CPU wake-ups that needed no interrupt (fraction)",
+    **{f"idle_entry_irqs_{d}ns": f"CAL + RES interrupts on an otherwise idle CPU per "
+       f"wake-up of a thread there {d} ns after it began to block in FUTEX_WAIT (count; "
+       f"below 1: its idle task still polled, TIF_POLLING_NRFLAG, before halting)"
+       for d in (500, 2000)},
     "yield_alone": "sched_yield with no other thread on the CPU (no switch)",
     "yield_pair": "sched_yield with two threads on one CPU (a switch per call)",
     "cacheline_remote": "hand-off of a counter's cache line between threads on two CPUs "
@@ -108,6 +114,8 @@ MEASUREMENTS: dict[str, str] = {
 
 #: Measurements that are counts or fractions, not ns.
 UNITLESS = {"reader_wakeups_per_packet", "rps_kicks_per_packet", "rps_cal_per_kick",
+            "rps_reader_blocks_per_processed", "idle_entry_irqs_500ns",
+            "idle_entry_irqs_2000ns",
             "idle_target_irqs_per_wakeup", "kick_finds_target_polling", "ipi_matched"}
 
 #: The fields no user-space measurement reaches, and why.
@@ -145,10 +153,22 @@ def _remote_skb(m: dict[str, float]) -> float:
     return max(0.0, m["cacheline_transfer"]) * SKB_RX_LINES
 
 
+def _block_total(m: dict[str, float]) -> float:
+    """A blocked reader's CPU time per block beyond its ``recvmsg`` work: the reader
+    of the cross-CPU run, less ``recv_queued`` and the skb's and socket's remote lines
+    per datagram, over its blocks per datagram."""
+    return (m["recv_remote_reader"] - m["recv_queued"] - _remote_skb(m)
+            - max(0.0, m["cacheline_transfer"]) * SOCK_RX_LINES) \
+        / m["reader_wakeups_per_packet"]
+
+
 def _protocol_rx(m: dict[str, float]) -> float:
     """The inline receive: the RPS target's, less the skb lines it pulled from the
-    sender's CPU (its socket was local: the reader runs there)."""
-    return m["protocol_rx_on_target"] - _remote_skb(m)
+    sender's CPU (its socket was local: the reader runs there) and, where the run
+    counted them, the reader's blocks there (:func:`_block_total` each)."""
+    blocks = m.get("rps_reader_blocks_per_processed", 0.0)
+    return m["protocol_rx_on_target"] - _remote_skb(m) \
+        - (blocks * _block_total(m) if blocks else 0.0)
 
 Derivation = tuple[str, Callable[[dict[str, float]], float]]
 
@@ -179,11 +199,18 @@ DERIVATIONS: dict[str, Derivation] = {
                        "lines (sk_receive_queue and its lock, sk_rmem_alloc and "
                        "sk_forward_alloc, the wait queue)",
                        lambda m: max(0.0, m["cacheline_transfer"]) * SOCK_RX_LINES),
-    "protocol_rx_ns": ("protocol_rx_on_target - remote_skb_ns: the RPS run's reader CPU "
-                       "time beyond recv_queued per datagram, per packet processed on its "
-                       "CPU, less the skb lines pulled from the sender's CPU (the receive "
-                       "as run inline; still includes the IPI handler and the reader's "
-                       "sleep/wake overhead)",
+    "recv_block_ns": ("(recv_remote_reader - recv_queued - remote_skb_ns - "
+                      "remote_sock_ns) / reader_wakeups_per_packet - context_switch_ns: "
+                      "the blocked reader's CPU per block beyond its recvmsg, less the "
+                      "switch back in that the model charges apart",
+                      lambda m: max(0.0, _block_total(m) - (m["yield_pair"]
+                                                            - m["yield_alone"]))),
+    "protocol_rx_ns": ("protocol_rx_on_target - remote_skb_ns - "
+                       "rps_reader_blocks_per_processed x the reader's CPU per block: the "
+                       "RPS run's reader CPU time beyond recv_queued per datagram, per "
+                       "packet processed on its CPU, less the skb lines pulled from the "
+                       "sender's CPU and the reader's blocking (the receive as run inline; "
+                       "still includes the IPI handler)",
                        _protocol_rx),
     "udp_sendmsg_ns": ("send_inline_no_reader - protocol_rx_ns - netif_rx_ns (default) - "
                        "softirq_entry_ns (default); all on one CPU, so no location cost",
@@ -301,6 +328,14 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
     p = _bench.futex_pingpong(cpu_a, cpu_b, busy_target=True, seconds=seconds)
     m["futex_handoff_busy_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
     m["futex_wake_busy_target"] = _per(p["wake_ns"], p["wake_calls"])
+    for delay in (500, 2000):
+        before_irqs = _interrupts(root)
+        w = _bench.idle_entry(cpu_a, cpu_b, delay, seconds=seconds / 8)
+        after_irqs = _interrupts(root)
+        if before_irqs is not None and after_irqs is not None:
+            m[f"idle_entry_irqs_{delay}ns"] = _per(sum(
+                after_irqs[k][cpu_b] - before_irqs[k][cpu_b] for k in ("CAL", "RES")),
+                w["wakes"])
     m["cacheline_remote"] = _bench.cacheline_ns(cpu_a, cpu_b, seconds=seconds / 2)
     m["cacheline_transfer"] = m["cacheline_remote"] - m["cacheline_local"]
     _measure_ipis(m, cpu_a, cpu_b, seconds / 2)
@@ -329,6 +364,7 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
         processed = after_sn[cpu_b].processed - before_sn[cpu_b].processed
         m["protocol_rx_on_target"] = _per(
             r["receiver_cpu_ns"] - m["recv_queued"] * r["received"], processed)
+        m["rps_reader_blocks_per_processed"] = _per(r["receiver_nvcsw"], processed)
     return m
 
 
@@ -437,7 +473,8 @@ def main(args: argparse.Namespace) -> int:
     for name, e in entries.items():
         print(f"{name:<{width}}  {e.value:>7} ns  [{e.spread[0]}-{e.spread[1]}]  {e.source}")
     m = out["measurements"]
-    for name in ("kick_finds_target_polling", "rps_cal_per_kick"):
+    for name in ("kick_finds_target_polling", "idle_entry_irqs_500ns",
+                 "idle_entry_irqs_2000ns", "rps_cal_per_kick"):
         if name in m:
             print(f"{name:<{width}}  {m[name]['median']:>7} {m[name]['unit']}  "
                   f"[{m[name]['min']}-{m[name]['max']}]  (no CostModel field)")

@@ -157,6 +157,8 @@ def fake_bench(monkeypatch: pytest.MonkeyPatch) -> None:
         "call_median": 3700, "arrival_median": 1650, "handler_median": 2400})
     monkeypatch.setattr(_bench, "ipi_tgkill", lambda a, b, **k: {
         "calls": 100, "call_median": 1100 if a == b else 2500})
+    monkeypatch.setattr(_bench, "idle_entry", lambda a, b, d, **k: {
+        "wakes": 100, "wall_ns": 2_000_000, "b_nvcsw": 100, "b_cpu_ns": 300_000})
 
 
 def test_calibrate_without_root_on_the_fake_tree(fake_root, fake_bench) -> None:
@@ -225,3 +227,15 @@ def test_calibrate_ignores_a_membarrier_probe_that_saw_few_ipis(
     assert "ipi_handler_busy_target" not in out["measurements"]
     assert e["ipi_handler_ns"].source.startswith("default:")
     assert "IPI probes gave no value" in e["ipi_latency_ns"].source
+
+
+def test_calibrate_charges_the_blocked_readers_extra_cpu_to_recv_block(
+        fake_root, fake_bench) -> None:
+    """The cross-CPU run's reader CPU per datagram (2e6 ns / 900) beyond recv_queued
+    (600) and the remote skb (7 lines) and socket (3 lines) of 149 ns each, over its
+    50 blocks per 1000 datagrams sent, less the switch back in (yield_pair - alone)."""
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    per_block = (2_000_000 / 900 - 600 - 149 * 7 - 149 * 3) / (50 / 1000)
+    e = out["entries"]["recv_block_ns"]
+    assert e.value == round(per_block - 500)
+    assert e.source.startswith("(recv_remote_reader - recv_queued")
