@@ -423,6 +423,7 @@ cdef class Sim:
             t.arg = arg
             t.remaining = -1
             t.pkt = -1
+            t.switches = 0
             t.vruntime = UPTIME_NS if kind == T_SENDER else 0
             self.cpu_tasks[cpu * self.max_tasks_per_cpu + self.cpu_ntasks[cpu]] = i
             self.cpu_ntasks[cpu] += 1
@@ -677,7 +678,7 @@ cdef class Sim:
             name = f"migration/{t.cpu}"
         return {"name": name, "kind": TASK_KINDS[t.kind], "cpu": t.cpu,
                 "state": TASK_STATES[t.state], "runtime_ns": t.runtime_ns,
-                "softirq_ns": t.softirq_ns}
+                "softirq_ns": t.softirq_ns, "switches": t.switches}
 
     def raw_results(self):
         """Counters, per-CPU rows and histograms as plain Python values."""

@@ -87,6 +87,8 @@ class TaskStat:
     state: str  #: running, runnable, sleeping, waking, dead, parked or absent
     runtime_ns: int
     softirq_ns: int
+    #: Times it was switched out, blocking or preempted (``nvcsw`` + ``nivcsw``).
+    switches: int
 
 
 @frozen

@@ -153,6 +153,7 @@ cdef struct Task:
     i64 next_send     # rate-limited sender: time of its next sendmsg; cyclictest: expiry
     i64 runtime_ns    # its own steps
     i64 softirq_ns    # softirq steps run while it was current (irq_exit, its bh_enable)
+    i64 switches      # times switched out, blocking or preempted (nvcsw + nivcsw)
 
 # ---------------------------------------------------------------- per-CPU state
 # cpuidle: the state an idle CPU waits in (KernelParams.cpuidle), and what a kick finds

@@ -450,6 +450,7 @@ cdef void schedule(Sim s, int cpu) noexcept:
     s.context_switches += 1
     if prev >= 0:
         t = &s.tasks[prev]
+        t.switches += 1
         if t.state == TS_RUNNING:
             t.state = TS_RUNNABLE
             s.involuntary_switches += 1

@@ -458,5 +458,4 @@ cdef void udp_queue_rcv(Sim s, int cpu, int idx, int bucket) noexcept:
         pkt_free(s, idx)
         return
     so.wcpu = cpu   # sk_rmem_alloc, sk_receive_queue: written here (B.10.6)
-    if s.tasks[so.receiver].state == TS_SLEEPING:
-        wake_up(s, cpu, so.receiver, bucket)
+    sock_def_readable(s, cpu, so.receiver, bucket)

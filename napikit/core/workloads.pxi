@@ -167,24 +167,51 @@ cdef inline i64 udp_recvmsg_cost(Sim s, int cpu, Socket* so) noexcept nogil:
     return c
 
 
-cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
-    """A UDP receiver: ``udp_recvmsg`` per datagram; sleeps on an empty queue.
+cdef inline void sock_def_readable(Sim s, int cpu, int ti, int bucket) noexcept:
+    """``sock_def_readable`` -> ``wake_up_interruptible_sync_poll`` of reader ``ti``
+    after a datagram was queued: a sleeping reader is woken (:func:`wake_up`); one in
+    its blocking path (``RCV_BLOCK``: past the re-check, inside ``schedule``) is woken
+    there once: the waker pays ``wakeup_ns`` and sends no IPI (the reader's CPU has not
+    halted yet), and the reader's ``schedule`` goes to the idle task and straight back."""
+    cdef Task* t = &s.tasks[ti]
+    if t.state == TS_SLEEPING:
+        wake_up(s, cpu, ti, bucket)
+    elif t.pc == RCV_BLOCK and t.pkt == 0:
+        t.pkt = 1
+        cpu_charge(s, cpu, s.c_wakeup, bucket)
 
-    Blocking costs the reader ``recv_block_ns`` first (``__skb_wait_for_more_packets``:
-    the failed ``__skb_try_recv_datagram``, ``prepare_to_wait_exclusive``, the dequeue
-    and pick of ``schedule_timeout``; once woken, ``finish_wait`` and the retry): a
-    datagram queued meanwhile is taken without sleeping, as the kernel's re-check of
-    the queue after ``prepare_to_wait`` finds it."""
+
+cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
+    """A UDP receiver: ``udp_recvmsg`` per datagram; blocks on an empty queue.
+
+    Blocking (``__skb_wait_for_more_packets``): ``prepare_to_wait_exclusive``, the
+    re-check of the queue, then ``schedule_timeout``. With ``recv_block_ns`` the path
+    past the re-check (the dequeue, the pick of idle, the switch; once woken
+    ``finish_wait`` and the retry) is a step of the reader's own; a datagram queued
+    during it wakes it there (:func:`sock_def_readable`): it switches to idle and back
+    (two switches, ``context_switch_ns``) and takes it. Without it the reader sleeps
+    at once."""
     cdef Task* t = &s.tasks[ti]
     cdef Socket* so = &s.socks[t.arg]
     while True:
-        if t.pc == RCV_START or t.pc == RCV_BLOCK:
+        if t.pc == RCV_BLOCK:
+            t.pc = RCV_START
+            if t.pkt == 0:
+                t.pkt = -1
+                task_sleep(s, cpu, ti)
+                return
+            t.pkt = -1
+            s.context_switches += 2
+            t.switches += 1
+            start_step(s, cpu, L_TASK, s.c_context_switch, B_SCHED)
+            return
+        if t.pc == RCV_START:
             if ring_len(&so.queue) == 0:
-                if t.pc == RCV_START and s.c_recv_block > 0:
+                if s.c_recv_block > 0:
                     t.pc = RCV_BLOCK
+                    t.pkt = 0
                     start_step(s, cpu, L_TASK, s.c_recv_block, B_APPLICATION)
                     return
-                t.pc = RCV_START
                 task_sleep(s, cpu, ti)
                 return
             t.pc = RCV_DONE

@@ -64,7 +64,7 @@ cdef extern from "_bench_impl.h" nogil:
         int error
         int64_t wakes, wall_ns
         long b_nvcsw
-        int64_t b_cpu_ns
+        int64_t b_cpu_ns, slept, wake_median
 
     void nk_idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, int64_t duration_ns,
                        int64_t max_wakes, nk_ie_result *r)
@@ -213,7 +213,8 @@ def idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, *, double seconds=0.05,
     """A thread on ``cpu_a`` wakes one that blocks in ``FUTEX_WAIT`` on an otherwise idle
     ``cpu_b``, ``delay_ns`` after it began to block, over and over. Returns the
     wake-ups, the wall time, the blocked thread's voluntary switches (the wake-ups that
-    found it asleep) and its CPU time (ns); the caller counts ``cpu_b``'s interrupts around the call."""
+    found it asleep), its CPU time (ns), the wake-ups it slept through and the median
+    time (ns) from the start of such a wake-up to it running again; the caller counts ``cpu_b``'s interrupts around the call."""
     cdef nk_ie_result r
     cdef int64_t d = _check_duration(seconds)
     if delay_ns < 0 or delay_ns > 1_000_000_000:
@@ -223,4 +224,4 @@ def idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, *, double seconds=0.05,
     if r.error:
         raise OSError(-r.error, "idle_entry failed")
     return {"wakes": r.wakes, "wall_ns": r.wall_ns, "b_nvcsw": r.b_nvcsw,
-            "b_cpu_ns": r.b_cpu_ns}
+            "b_cpu_ns": r.b_cpu_ns, "slept": r.slept, "wake_median": r.wake_median}

@@ -965,6 +965,8 @@ typedef struct {
     int64_t wakes, wall_ns;
     long b_nvcsw;                    /* B's voluntary switches: the wake-ups that found it asleep */
     int64_t b_cpu_ns;                /* B's CPU time (CLOCK_THREAD_CPUTIME_ID) over the loop */
+    int64_t slept;                   /* wake-ups that found B asleep in FUTEX_WAIT */
+    int64_t wake_median;             /* median, over those, of A's wake to B running (ns) */
 } nk_ie_result;
 
 typedef struct {
@@ -972,6 +974,8 @@ typedef struct {
     volatile int word;               /* 0: B waits, 1: B goes */
     volatile int stop, ready;
     volatile int64_t seq, t_block;   /* B's blocks so far, and when the last one began */
+    volatile int64_t t_wake;         /* when A began its last wake-up */
+    int64_t *lat, nlat, cap;         /* B's wake latencies, of the wake-ups it slept through */
     int pin_error;
     long nvcsw;
     int64_t cpu_ns;
@@ -990,10 +994,14 @@ static void *nk_ie_b(void *p)
     for (int64_t k = 1;; k++) {
         s->t_block = nk_mono();
         __atomic_store_n(&s->seq, k, __ATOMIC_RELEASE);
+        int slept = 0;
         while (__atomic_load_n(&s->word, __ATOMIC_ACQUIRE) == 0)
-            nk_futex((int *)&s->word, FUTEX_WAIT_PRIVATE, 0);
+            if (nk_futex((int *)&s->word, FUTEX_WAIT_PRIVATE, 0) == 0)
+                slept = 1;
         if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE))
             break;
+        if (slept && s->nlat < s->cap)
+            s->lat[s->nlat++] = nk_mono() - s->t_wake;
         __atomic_store_n(&s->word, 0, __ATOMIC_RELEASE);
     }
     s->cpu_ns = nk_cpu() - c0;
@@ -1016,10 +1024,16 @@ static void nk_idle_entry_pinned(int cpu_a, int cpu_b, int64_t delay_ns, int64_t
     memset(r, 0, sizeof(*r));
     memset(&s, 0, sizeof(s));
     s.cpu_b = cpu_b;
+    s.cap = max_wakes < 1000000 ? max_wakes : 1000000;
     if ((r->error = nk_pin(cpu_a)))
         return;
+    if (!(s.lat = malloc(sizeof(int64_t) * (size_t)(s.cap > 0 ? s.cap : 1)))) {
+        r->error = -ENOMEM;
+        return;
+    }
     if (pthread_create(&tb, NULL, nk_ie_b, &s)) {
         r->error = -EAGAIN;
+        free(s.lat);
         return;
     }
     while (__atomic_load_n(&s.ready, __ATOMIC_ACQUIRE) == 0)
@@ -1027,6 +1041,7 @@ static void nk_idle_entry_pinned(int cpu_a, int cpu_b, int64_t delay_ns, int64_t
     if (s.ready < 0) {
         r->error = s.pin_error;
         pthread_join(tb, NULL);
+        free(s.lat);
         return;
     }
     int64_t t0 = nk_mono(), end = t0 + duration_ns, hard_end = end + 100000000;
@@ -1039,6 +1054,7 @@ static void nk_idle_entry_pinned(int cpu_a, int cpu_b, int64_t delay_ns, int64_t
         int64_t due = s.t_block + delay_ns;
         while ((now = nk_mono()) < due)
             ;
+        s.t_wake = now;
         __atomic_store_n(&s.word, 1, __ATOMIC_RELEASE);
         nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
         r->wakes++;
@@ -1051,6 +1067,9 @@ stop:
     pthread_join(tb, NULL);
     r->b_nvcsw = s.nvcsw;
     r->b_cpu_ns = s.cpu_ns;
+    r->slept = s.nlat;
+    r->wake_median = nk_median(s.lat, s.nlat);
+    free(s.lat);
 }
 
 

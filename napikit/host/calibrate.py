@@ -84,6 +84,10 @@ MEASUREMENTS: dict[str, str] = {
        f"wake-up of a thread there {d} ns after it began to block in FUTEX_WAIT (count; "
        f"below 1: its idle task still polled, TIF_POLLING_NRFLAG, before halting)"
        for d in (500, 2000)},
+    **{f"idle_entry_wake_{d}ns": f"median time from the start of such a wake-up ({d} ns "
+       f"after the block began) to the woken thread running, over the wake-ups it slept "
+       f"through (FUTEX_WAKE, the IPI if any, idle exit, the switch, FUTEX_WAIT's return)"
+       for d in (500, 2000)},
     "yield_alone": "sched_yield with no other thread on the CPU (no switch)",
     "yield_pair": "sched_yield with two threads on one CPU (a switch per call)",
     "cacheline_remote": "hand-off of a counter's cache line between threads on two CPUs "
@@ -332,6 +336,8 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
         before_irqs = _interrupts(root)
         w = _bench.idle_entry(cpu_a, cpu_b, delay, seconds=seconds / 8)
         after_irqs = _interrupts(root)
+        if w["slept"]:
+            m[f"idle_entry_wake_{delay}ns"] = float(w["wake_median"])
         if before_irqs is not None and after_irqs is not None:
             m[f"idle_entry_irqs_{delay}ns"] = _per(sum(
                 after_irqs[k][cpu_b] - before_irqs[k][cpu_b] for k in ("CAL", "RES")),

@@ -181,7 +181,8 @@ def predicted(r: Result) -> dict[str, float]:
         "sender_ns_per_packet": sum(t.runtime_ns + t.softirq_ns for t in senders) / sent,
         "receiver_cpu_ns_per_delivered":
             sum(t.runtime_ns + t.softirq_ns for t in receivers) / max(1, r.delivered),
-        "context_switches_per_sent": r.context_switches / sent,
+        "context_switches_per_sent":
+            sum(t.switches for t in senders + receivers) / sent,
         "ksoftirqd_cpu_share":
             sum(c.ksoftirqd for c in r.cpu_time) / max(1, r.sim_time_ns) / len(r.cpu_time),
     }
@@ -200,7 +201,8 @@ FIGURES: dict[str, str] = {
     "time_squeeze_per_sent": "softnet time_squeeze per datagram sent",
     "sender_ns_per_packet": "sender CPU ns per datagram (paced: ns inside sendto)",
     "receiver_cpu_ns_per_delivered": "receiver CPU ns per datagram received",
-    "context_switches_per_sent": "context switches (measured: of the two threads) per sent",
+    "context_switches_per_sent": "switches out of the sender and receiver threads "
+    "(nvcsw + nivcsw) per sent",
     "ksoftirqd_cpu_share": "ksoftirqd CPU time, share of all CPUs",
 }
 

@@ -116,13 +116,16 @@ def test_ipi_probes_leave_the_thread_unpinned() -> None:
 
 
 def test_idle_entry_is_bounded_and_wakes_each_block_once() -> None:
-    """The cap stops it; every wake-up ends one block, at most one voluntary switch
-    each, and the affinity is put back."""
+    """The cap stops it across two CPUs; every wake-up ends one block, at most one
+    voluntary switch each, and the affinity is put back."""
     before = os.sched_getaffinity(0)
     for delay in (0, 2000):
         r = _bench.idle_entry(A, B, delay, seconds=1.0, max_wakes=200)
-        assert r["wakes"] == 200
+        # on one CPU the waker spins until preempted, so the duration may stop it first
+        assert r["wakes"] == 200 if B != A else 0 < r["wakes"] <= 200
         assert 0 <= r["b_nvcsw"] <= r["wakes"] + 1 and r["b_cpu_ns"] > 0
+        assert 0 <= r["slept"] <= r["wakes"]
+        assert (r["wake_median"] > 0) if r["slept"] else r["wake_median"] == -1
     assert os.sched_getaffinity(0) == before
     with pytest.raises(ValueError):
         _bench.idle_entry(A, B, -1)

@@ -158,7 +158,8 @@ def fake_bench(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_bench, "ipi_tgkill", lambda a, b, **k: {
         "calls": 100, "call_median": 1100 if a == b else 2500})
     monkeypatch.setattr(_bench, "idle_entry", lambda a, b, d, **k: {
-        "wakes": 100, "wall_ns": 2_000_000, "b_nvcsw": 100, "b_cpu_ns": 300_000})
+        "wakes": 100, "wall_ns": 2_000_000, "b_nvcsw": 100, "b_cpu_ns": 300_000,
+        "slept": 90, "wake_median": 5_000})
 
 
 def test_calibrate_without_root_on_the_fake_tree(fake_root, fake_bench) -> None:

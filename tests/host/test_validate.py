@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import napikit
 from napikit import cli
 from napikit.errors import ConfigError
 from napikit.host import validate
@@ -170,3 +171,15 @@ def test_the_recorded_preemption_model_sets_preempt(recorded, expected) -> None:
     host = {} if recorded is None else {"preempt_model": recorded}
     assert validate.preempt_params(host) == expected
     assert validate.kernel_params(host).preempt == expected.get("preempt", "full")
+
+
+def test_predicted_switches_count_the_workload_threads_only() -> None:
+    """kernel-bench counts the sender's and the reader's nvcsw + nivcsw; the model's
+    figure counts the same threads' switches out, not the switches into them or those
+    of the idle task and kthreads (SEED-LO: the reader blocks once per datagram, and
+    each block is two switches on its CPU)."""
+    config = napikit.scenarios.get("seed-lo").config.evolve(packets=2_000)
+    r = napikit.Simulation(config).run()
+    threads = sum(t.switches for t in r.tasks if t.kind in ("sender", "receiver"))
+    assert 0 < threads < r.context_switches
+    assert validate.predicted(r)["context_switches_per_sent"] == threads / r.arrived
