@@ -101,7 +101,7 @@ cdef class Sim:
     cdef i64 c_netif_rx, c_nic_irq, c_protocol_rx, c_udp_sendmsg, c_udp_recvmsg
     cdef i64 c_ipi_send, c_ipi_latency, c_ipi_handler, c_context_switch
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
-    cdef i64 c_remote_skb, c_remote_sock, c_recv_block
+    cdef i64 c_remote_skb, c_remote_sock, c_recv_block, c_idle_entry, c_idle_exit_poll
     cdef bint loc_on              # a location cost is not zero (B.10.6)
     cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
     cdef bint has_sockets         # some packets go to a socket (loopback UDP)
@@ -258,6 +258,8 @@ cdef class Sim:
         self.c_remote_skb = c.remote_skb_ns
         self.c_remote_sock = c.remote_sock_ns
         self.c_recv_block = c.recv_block_ns
+        self.c_idle_entry = c.idle_entry_ns
+        self.c_idle_exit_poll = c.idle_exit_poll_ns
         self.loc_on = c.remote_skb_ns > 0 or c.remote_sock_ns > 0
         self.rx_n_max = min(T_NEVER // c.protocol_rx_ns, 2**31 - 1) if c.protocol_rx_ns else 2**31 - 1
         rng_seed(self.rng, config.seed)

@@ -336,6 +336,18 @@ class CostModel:
     #: sleeps; the switch back in is ``context_switch_ns``. 0 (the default): blocking
     #: is free; ``napikit calibrate`` measures a host's.
     recv_block_ns: int = _cost(0)
+    #: How long a CPU that has just gone idle still polls: ``do_idle`` runs with
+    #: TIF_POLLING_NRFLAG set (``tick_nohz_idle_enter``, the governor's pick) until
+    #: ``default_idle_call`` or ``cpuidle_enter`` clears it and halts. An RPS kick or a
+    #: remote wake-up in that window needs no interrupt (``set_nr_if_polling``). 0 (the
+    #: default): an idle CPU halts at once; ``napikit calibrate`` measures a host's.
+    idle_entry_ns: int = _cost(0)
+    #: Leaving a polling idle loop once a kick or a wake-up set TIF_NEED_RESCHED:
+    #: ``do_idle``'s exit (``tick_nohz_idle_exit`` restarts the tick, a timer
+    #: reprogramming that traps in a guest), then ``flush_smp_call_function_queue``
+    #: runs the queued csd or wake-up: how much later it takes effect. 0 (the default):
+    #: at once.
+    idle_exit_poll_ns: int = _cost(0)
     #: Freeing one small skb (``skb_release_all`` + ``kfree_skbmem``: two slab frees
     #: and the socket accounting), charged only with ``kernel.udp_skb_defer_free``:
     #: inline to the reader's CPU, or to the allocating CPU's softirq at

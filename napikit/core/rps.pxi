@@ -69,7 +69,7 @@ cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
             s.polled_kicks += 1
             cpu_charge(s, cpu, s.c_kick_send, bucket)
             t = t_add(t, s.c_kick_send)
-            ev_push(s, t, EV_KICK, target, s.cpus[target].gen)
+            ev_push(s, t_add(t, s.c_idle_exit_poll), EV_KICK, target, s.cpus[target].gen)
             continue
         tc = &s.cpus[target]
         if s.csd_coalesce and tc.csd_pending and t < tc.csd_at:
@@ -105,19 +105,21 @@ cdef void csd_flush(Sim s, int cpu) noexcept:
 cdef int cpu_idle_state(Sim s, int cpu) noexcept:
     """What a kick finds on ``cpu`` now: ``CPU_BUSY`` unless it runs nothing (no task,
     step, softirq, hard-IRQ time or runnable task); then ``CPU_POLLING`` in cpuidle's
-    POLL state, or in haltpoll's first ``haltpoll_ns`` of idleness
-    (``guest_halt_poll_ns``, ``drivers/cpuidle/governors/haltpoll.c``), else
-    ``CPU_HALTED``."""
+    POLL state, in the first ``idle_entry_ns`` of idleness (``do_idle`` runs with
+    TIF_POLLING_NRFLAG set until ``default_idle_call`` / ``cpuidle_enter`` clear it to
+    halt), or, under haltpoll, for ``haltpoll_ns`` more (``guest_halt_poll_ns``,
+    ``drivers/cpuidle/governors/haltpoll.c``); else ``CPU_HALTED``."""
     cdef Cpu* c = &s.cpus[cpu]
-    cdef i64 since
+    cdef i64 since, poll
     if c.curr >= 0 or c.level != L_NONE or c.softirq_active or c.nr_running > 0 \
             or c.busy_until > s.now:
         return CPU_BUSY
     if s.cpuidle == IDLE_POLL:
         return CPU_POLLING
-    if s.cpuidle == IDLE_HALTPOLL:
+    poll = s.c_idle_entry + (s.haltpoll_ns if s.cpuidle == IDLE_HALTPOLL else 0)
+    if poll > 0:
         since = c.idle_since if c.idle_since > c.busy_until else c.busy_until
-        if s.now - since < s.haltpoll_ns:
+        if s.now - since < poll:
             return CPU_POLLING
     return CPU_HALTED
 

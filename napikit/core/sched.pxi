@@ -227,7 +227,8 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     empty (``!cpu_rq(cpu)->nr_running``): the wake-up is queued on its wakelist and
     ``__smp_call_single_queue`` -> ``send_call_function_single_ipi`` interrupts it,
     unless it idles polling (``set_nr_if_polling``): then its idle loop runs the
-    wakelist at once (``flush_smp_call_function_queue``), no interrupt. The IPI costs
+    wakelist (``flush_smp_call_function_queue``) once it has left, ``idle_exit_poll_ns``
+    later, no interrupt. The IPI costs
     the waker ``ipi_send_ns`` more, is counted in ``wakeup_ipis`` (the CAL row of
     ``/proc/interrupts``; ``ipis`` stays the RPS IPIs), lands ``wakeup_latency_ns``
     later (plus the exit latency of a halted CPU) and runs ``sched_ttwu_pending`` in
@@ -257,7 +258,7 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
         return
     state = cpu_idle_state(s, t.cpu)
     if state == CPU_POLLING:
-        ev_push(s, s.now, EV_WAKE, ti, 0)
+        ev_push(s, s.now + s.c_idle_exit_poll, EV_WAKE, ti, 0)
         return
     if s.csd_coalesce and c.csd_pending and s.now < c.csd_at:
         # an IPI to its call_single_queue is in flight: the wake-up rides on it

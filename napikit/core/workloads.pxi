@@ -172,7 +172,8 @@ cdef inline void sock_def_readable(Sim s, int cpu, int ti, int bucket) noexcept:
     after a datagram was queued: a sleeping reader is woken (:func:`wake_up`); one in
     its blocking path (``RCV_BLOCK``: past the re-check, inside ``schedule``) is woken
     there once: the waker pays ``wakeup_ns`` and sends no IPI (the reader's CPU has not
-    halted yet), and the reader's ``schedule`` goes to the idle task and straight back."""
+    halted yet), and the reader's ``schedule`` goes to the idle task, which is
+    polling, and back ``idle_exit_poll_ns`` later."""
     cdef Task* t = &s.tasks[ti]
     if t.state == TS_SLEEPING:
         wake_up(s, cpu, ti, bucket)
@@ -188,9 +189,9 @@ cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
     re-check of the queue, then ``schedule_timeout``. With ``recv_block_ns`` the path
     past the re-check (the dequeue, the pick of idle, the switch; once woken
     ``finish_wait`` and the retry) is a step of the reader's own; a datagram queued
-    during it wakes it there (:func:`sock_def_readable`): it switches to idle and back
-    (two switches, ``context_switch_ns``) and takes it. Without it the reader sleeps
-    at once."""
+    during it wakes it there (:func:`sock_def_readable`): it switches to the polling
+    idle task and back (``idle_exit_poll_ns``, then ``context_switch_ns``) and takes
+    it. Without it the reader sleeps at once."""
     cdef Task* t = &s.tasks[ti]
     cdef Socket* so = &s.socks[t.arg]
     while True:
@@ -200,10 +201,15 @@ cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
                 t.pkt = -1
                 task_sleep(s, cpu, ti)
                 return
+            # woken inside schedule(): it still goes to the idle task, which is
+            # polling, and comes back once the idle loop has left
             t.pkt = -1
-            s.context_switches += 2
-            t.switches += 1
-            start_step(s, cpu, L_TASK, s.c_context_switch, B_SCHED)
+            task_sleep(s, cpu, ti)
+            if s.cpus[cpu].curr >= 0:
+                activate(s, ti)  # another task runs here: the wake-up just enqueues it
+            else:
+                t.state = TS_WAKING
+                ev_push(s, s.now + s.c_idle_exit_poll, EV_WAKE, ti, 0)
             return
         if t.pc == RCV_START:
             if ring_len(&so.queue) == 0:

@@ -40,6 +40,9 @@ from napikit.host.procfs import ROOT
 REPS, QUICK_REPS = 7, 5
 SECONDS, QUICK_SECONDS = 0.4, 0.08
 
+#: The idle-entry probe's delays (ns after the block began), shortest first.
+IDLE_ENTRY_DELAYS = (500, 1000, 1500, 2000, 3000)
+
 #: What each raw measurement is, precisely (ns unless named otherwise).
 MEASUREMENTS: dict[str, str] = {
     "send_inline_remote_reader": "sender thread CPU time per 64-byte sendto, RPS off "
@@ -83,11 +86,11 @@ MEASUREMENTS: dict[str, str] = {
     **{f"idle_entry_irqs_{d}ns": f"CAL + RES interrupts on an otherwise idle CPU per "
        f"wake-up of a thread there {d} ns after it began to block in FUTEX_WAIT (count; "
        f"below 1: its idle task still polled, TIF_POLLING_NRFLAG, before halting)"
-       for d in (500, 2000)},
+       for d in IDLE_ENTRY_DELAYS},
     **{f"idle_entry_wake_{d}ns": f"median time from the start of such a wake-up ({d} ns "
        f"after the block began) to the woken thread running, over the wake-ups it slept "
        f"through (FUTEX_WAKE, the IPI if any, idle exit, the switch, FUTEX_WAIT's return)"
-       for d in (500, 2000)},
+       for d in IDLE_ENTRY_DELAYS},
     "yield_alone": "sched_yield with no other thread on the CPU (no switch)",
     "yield_pair": "sched_yield with two threads on one CPU (a switch per call)",
     "cacheline_remote": "hand-off of a counter's cache line between threads on two CPUs "
@@ -118,8 +121,8 @@ MEASUREMENTS: dict[str, str] = {
 
 #: Measurements that are counts or fractions, not ns.
 UNITLESS = {"reader_wakeups_per_packet", "rps_kicks_per_packet", "rps_cal_per_kick",
-            "rps_reader_blocks_per_processed", "idle_entry_irqs_500ns",
-            "idle_entry_irqs_2000ns",
+            "rps_reader_blocks_per_processed",
+            *(f"idle_entry_irqs_{d}ns" for d in IDLE_ENTRY_DELAYS),
             "idle_target_irqs_per_wakeup", "kick_finds_target_polling", "ipi_matched"}
 
 #: The fields no user-space measurement reaches, and why.
@@ -166,6 +169,30 @@ def _block_total(m: dict[str, float]) -> float:
         / m["reader_wakeups_per_packet"]
 
 
+def _idle_window(m: dict[str, float]) -> float:
+    """The delay after a block began at which half the wake-ups need an interrupt,
+    linear between the idle-entry probe's delays (from 0: none needed); the longest
+    delay where even that one needed fewer."""
+    prev_d, prev_share = 0.0, 0.0
+    for d in IDLE_ENTRY_DELAYS:
+        share = m[f"idle_entry_irqs_{d}ns"]
+        if share >= 0.5:
+            return prev_d + (d - prev_d) * (0.5 - prev_share) / (share - prev_share)
+        prev_d, prev_share = float(d), share
+    return prev_d
+
+
+def _idle_exit_poll(m: dict[str, float]) -> float:
+    """A wake-up to a still-polling CPU (the shortest delay, where most needed no
+    interrupt), less the switch and one bare system call (FUTEX_WAKE's entry on the
+    waker, FUTEX_WAIT's return on the woken)."""
+    d = IDLE_ENTRY_DELAYS[0]
+    if m[f"idle_entry_irqs_{d}ns"] >= 0.5:
+        raise ValueError("the target had mostly halted at the shortest delay")
+    return max(0.0, m[f"idle_entry_wake_{d}ns"] - (m["yield_pair"] - m["yield_alone"])
+               - m["futex_wake_no_waiter"])
+
+
 def _protocol_rx(m: dict[str, float]) -> float:
     """The inline receive: the RPS target's, less the skb lines it pulled from the
     sender's CPU (its socket was local: the reader runs there) and, where the run
@@ -209,6 +236,15 @@ DERIVATIONS: dict[str, Derivation] = {
                       "switch back in that the model charges apart",
                       lambda m: max(0.0, _block_total(m) - (m["yield_pair"]
                                                             - m["yield_alone"]))),
+    "idle_entry_ns": ("the delay at which half the idle-entry probe's wake-ups need an "
+                      "interrupt (linear between idle_entry_irqs_*; counted from the start "
+                      "of the blocking call, so it includes the path into schedule)",
+                      _idle_window),
+    "idle_exit_poll_ns": (f"idle_entry_wake_{IDLE_ENTRY_DELAYS[0]}ns - context_switch_ns - "
+                          "futex_wake_no_waiter: a wake-up to a CPU still polling, less the "
+                          "switch and one bare system call (over the repetitions where most "
+                          "of those wake-ups needed no interrupt)",
+                          _idle_exit_poll),
     "protocol_rx_ns": ("protocol_rx_on_target - remote_skb_ns - "
                        "rps_reader_blocks_per_processed x the reader's CPU per block: the "
                        "RPS run's reader CPU time beyond recv_queued per datagram, per "
@@ -332,9 +368,9 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
     p = _bench.futex_pingpong(cpu_a, cpu_b, busy_target=True, seconds=seconds)
     m["futex_handoff_busy_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
     m["futex_wake_busy_target"] = _per(p["wake_ns"], p["wake_calls"])
-    for delay in (500, 2000):
+    for delay in IDLE_ENTRY_DELAYS:
         before_irqs = _interrupts(root)
-        w = _bench.idle_entry(cpu_a, cpu_b, delay, seconds=seconds / 8)
+        w = _bench.idle_entry(cpu_a, cpu_b, delay, seconds=seconds / 16)
         after_irqs = _interrupts(root)
         if w["slept"]:
             m[f"idle_entry_wake_{delay}ns"] = float(w["wake_median"])
@@ -375,7 +411,17 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
 
 
 def _median(rule: Derivation, reps: list[dict[str, float]]) -> tuple[int, tuple[int, int]]:
-    return median_spread([rule[1](m) for m in reps])
+    """Over the repetitions where the rule applies (it raises ValueError where the
+    probe did not see what it needs, e.g. a target that had already halted)."""
+    values = []
+    for m in reps:
+        try:
+            values.append(rule[1](m))
+        except ValueError:
+            continue
+    if not values:
+        raise ValueError(f"no repetition gave {rule[0]!r}")
+    return median_spread(values)
 
 
 def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> dict[
@@ -479,8 +525,7 @@ def main(args: argparse.Namespace) -> int:
     for name, e in entries.items():
         print(f"{name:<{width}}  {e.value:>7} ns  [{e.spread[0]}-{e.spread[1]}]  {e.source}")
     m = out["measurements"]
-    for name in ("kick_finds_target_polling", "idle_entry_irqs_500ns",
-                 "idle_entry_irqs_2000ns", "rps_cal_per_kick"):
+    for name in ("kick_finds_target_polling", "rps_cal_per_kick"):
         if name in m:
             print(f"{name:<{width}}  {m[name]['median']:>7} {m[name]['unit']}  "
                   f"[{m[name]['min']}-{m[name]['max']}]  (no CostModel field)")

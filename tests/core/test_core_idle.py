@@ -89,6 +89,47 @@ def test_haltpoll_polls_then_halts():
     assert narrow["ipis"] == 2 and narrow["polled_kicks"] == 0
 
 
+def _costs(config: Config, **costs: int) -> Config:
+    return config.evolve(costs=attrs.evolve(config.costs, **costs))
+
+
+def test_a_cpu_polls_for_idle_entry_ns_before_it_halts():
+    """The default halt with an 8 us idle-entry window (do_idle with TIF_POLLING_NRFLAG
+    before the halt) gives the kicks of haltpoll with an 8 us window: the first kick
+    (CPU 1 idle since boot) is an IPI, the second, 6.9 us into its idleness, polled;
+    under haltpoll the window adds to guest_halt_poll_ns."""
+    entry = _raw(_costs(_lone_rps(packets=2), idle_entry_ns=8_000))
+    assert entry["ipis"] == 1 and entry["polled_kicks"] == 1
+    none = _raw(_lone_rps(packets=2))
+    assert none["ipis"] == 2 and none["polled_kicks"] == 0
+    both = _raw(_costs(_lone_rps(packets=2, cpuidle="haltpoll", haltpoll_ns=5_000),
+                       idle_entry_ns=3_000))
+    assert both["ipis"] == 1 and both["polled_kicks"] == 1
+
+
+def test_leaving_a_polling_idle_loop_delays_a_polled_kick():
+    """A lone packet kicked to a polling CPU takes idle_exit_poll_ns more (do_idle's
+    exit, tick_nohz_idle_exit, before flush_smp_call_function_queue runs the csd)."""
+    c = scenarios.get("perf-a").config.costs
+    result = napikit.Simulation(_costs(_lone_rps(cpuidle="poll"), idle_exit_poll_ns=700)).run()
+    assert result.ipis == 0
+    assert result.latency_enqueue.max_ns == (c.netif_rx_ns + c.ipi_send_ns // 4 + 700
+                                             + c.protocol_rx_ns)
+
+
+def test_leaving_a_polling_idle_loop_delays_a_polled_wake_up():
+    """SEED-LO paced at 20 kpps with CPU 1 polling: every datagram wakes the sleeping
+    reader with no interrupt, and each send-to-receive latency grows by exactly
+    idle_exit_poll_ns."""
+    base = _kernel(scenarios.get("seed-lo").config.evolve(packets=200), cpuidle="poll")
+    base = base.evolve(workloads=(attrs.evolve(base.workloads[0], rate_pps=20_000),))
+    fast = napikit.Simulation(base).run()
+    slow = napikit.Simulation(_costs(base, idle_exit_poll_ns=900)).run()
+    assert fast.wakeup_ipis == slow.wakeup_ipis == 0
+    assert slow.latency_send_recv.mean_ns == fast.latency_send_recv.mean_ns + 900
+    assert slow.latency_send_recv.max_ns == fast.latency_send_recv.max_ns + 900
+
+
 def test_remote_wakeup_of_a_polling_cpu_needs_no_interrupt():
     """A reader on an idle polling CPU is woken without wakeup_latency_ns: SEED-LO's
     send-to-receive latency drops by it, at least for the first datagram's wake-up."""

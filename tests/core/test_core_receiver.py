@@ -42,12 +42,12 @@ def test_each_block_costs_the_reader_recv_block_ns():
         assert raw["cpu_time"][1]["application"] == n * (1_000 + x)
 
 
-def test_a_wake_up_inside_the_blocking_path_needs_no_ipi_but_two_switches():
+def test_a_wake_up_inside_the_blocking_path_needs_no_ipi():
     """Paced at 250 kpps (4 us apart) with a 2 us blocking path: the reader blocks once
     per datagram either way, but most datagrams now arrive while it is still in
-    schedule(), before its CPU halts: those wake-ups send no IPI, cost the waker
-    wakeup_ns only (the sender saves ipi_send_ns each), and cost the reader a switch to
-    idle and back (context_switch_ns)."""
+    schedule(), before its CPU halts: those wake-ups send no IPI and cost the waker
+    wakeup_ns only (the sender saves ipi_send_ns each); the reader still switches out
+    once per datagram."""
     c = scenarios.get("seed-lo").config.costs
     plain = _raw(_paced(250_000))
     blocked = _raw(_paced(250_000, recv_block_ns=2_000))
@@ -58,7 +58,7 @@ def test_a_wake_up_inside_the_blocking_path_needs_no_ipi_but_two_switches():
     assert inside > n // 2
     reader = _reader(blocked)
     assert reader["switches"] == _reader(plain)["switches"] == n
-    assert reader["runtime_ns"] == n * (c.udp_recvmsg_ns + 2_000) + inside * c.context_switch_ns
+    assert reader["runtime_ns"] == n * (c.udp_recvmsg_ns + 2_000)
     sender = next(t for t in blocked["tasks"] if t["kind"] == "sender")
     plain_sender = next(t for t in plain["tasks"] if t["kind"] == "sender")
     assert (plain_sender["runtime_ns"] + plain_sender["softirq_ns"]

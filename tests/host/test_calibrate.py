@@ -240,3 +240,28 @@ def test_calibrate_charges_the_blocked_readers_extra_cpu_to_recv_block(
     e = out["entries"]["recv_block_ns"]
     assert e.value == round(per_block - 500)
     assert e.source.startswith("(recv_remote_reader - recv_queued")
+
+
+def test_idle_entry_window_is_where_half_the_wake_ups_need_an_interrupt() -> None:
+    """Linear between the probe's delays: 20 % at 1 us and 80 % at 1.5 us cross 50 %
+    at 1.25 us; from 0 when the first delay already crosses; the longest delay when
+    none does."""
+    def shares(*v: float) -> dict[str, float]:
+        return {f"idle_entry_irqs_{d}ns": x for d, x in
+                zip(calibrate.IDLE_ENTRY_DELAYS, v, strict=True)}
+
+    assert calibrate._idle_window(shares(0.0, 0.2, 0.8, 1.0, 1.0)) == pytest.approx(1250)
+    assert calibrate._idle_window(shares(1.0, 1.0, 1.0, 1.0, 1.0)) == pytest.approx(250)
+    assert calibrate._idle_window(shares(0.0, 0.1, 0.1, 0.2, 0.3)) == 3000
+
+
+def test_idle_exit_poll_needs_a_target_that_still_polled(fake_root, fake_bench) -> None:
+    """The fake probe's wake-ups (5 us, no interrupt counted: the recorded tree does
+    not move) give idle_exit_poll_ns = 5000 - the switch (500) - the bare syscall
+    (200); where most needed an interrupt at the shortest delay it is a named default."""
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    assert out["entries"]["idle_exit_poll_ns"].value == 4300
+    assert out["entries"]["idle_entry_ns"].value == 3000
+    halted = dict.fromkeys((f"idle_entry_irqs_{d}ns" for d in calibrate.IDLE_ENTRY_DELAYS), 1.0)
+    with pytest.raises(ValueError):
+        calibrate._idle_exit_poll(halted)
