@@ -333,8 +333,9 @@ class CostModel:
     #: (``__skb_wait_for_more_packets``: the failed ``__skb_try_recv_datagram``,
     #: ``prepare_to_wait_exclusive``, ``schedule_timeout``'s dequeue and pick of idle;
     #: once woken, ``finish_wait`` and the retry), charged to the reader before it
-    #: sleeps; the switch back in is ``context_switch_ns``. 0 (the default): blocking
-    #: is free; ``napikit calibrate`` measures a host's.
+    #: sleeps; the switch back in is ``context_switch_ns``. A datagram queued during it
+    #: wakes the reader there, with no IPI. 0 (the default): blocking is free;
+    #: ``napikit calibrate`` measures a host's.
     recv_block_ns: int = _cost(0)
     #: How long a CPU that has just gone idle still polls: ``do_idle`` runs with
     #: TIF_POLLING_NRFLAG set (``tick_nohz_idle_enter``, the governor's pick) until

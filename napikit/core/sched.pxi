@@ -228,8 +228,7 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     ``__smp_call_single_queue`` -> ``send_call_function_single_ipi`` interrupts it,
     unless it idles polling (``set_nr_if_polling``): then its idle loop runs the
     wakelist (``flush_smp_call_function_queue``) once it has left, ``idle_exit_poll_ns``
-    later, no interrupt. The IPI costs
-    the waker ``ipi_send_ns`` more, is counted in ``wakeup_ipis`` (the CAL row of
+    later, no interrupt. The IPI costs the waker ``ipi_send_ns`` more, is counted in ``wakeup_ipis`` (the CAL row of
     ``/proc/interrupts``; ``ipis`` stays the RPS IPIs), lands ``wakeup_latency_ns``
     later (plus the exit latency of a halted CPU) and runs ``sched_ttwu_pending`` in
     hard IRQ there (``ipi_handler_ns``). A target running something is woken by the

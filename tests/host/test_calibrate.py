@@ -265,3 +265,17 @@ def test_idle_exit_poll_needs_a_target_that_still_polled(fake_root, fake_bench) 
     halted = dict.fromkeys((f"idle_entry_irqs_{d}ns" for d in calibrate.IDLE_ENTRY_DELAYS), 1.0)
     with pytest.raises(ValueError):
         calibrate._idle_exit_poll(halted)
+
+
+def test_a_rule_is_taken_over_the_repetitions_where_it_applies() -> None:
+    """A repetition whose probe did not see what the rule needs (ValueError) is left
+    out of the median and the spread; none left is an error."""
+    def rule(m: dict[str, float]) -> float:
+        if m["x"] < 0:
+            raise ValueError("not seen")
+        return m["x"]
+
+    reps = [{"x": 100.0}, {"x": -1.0}, {"x": 300.0}, {"x": 200.0}]
+    assert calibrate._median(("x", rule), reps) == (200, (100, 300))
+    with pytest.raises(ValueError):
+        calibrate._median(("x", rule), [{"x": -1.0}])
