@@ -377,14 +377,22 @@ typedef struct {
     int spinner_cpu;
 } nk_pp_shared;
 
+/* A peer thread's start: pin to cpu, take its switch counts, then tell the caller it
+ * is ready (-1: pinning failed, *pin_error says why). Returns the pin error. */
+static int nk_peer_start(int cpu, int *pin_error, volatile int *ready, long *nvcsw,
+                         long *nivcsw)
+{
+    *pin_error = nk_pin(cpu);
+    nk_rusage(nvcsw, nivcsw);
+    __atomic_store_n(ready, *pin_error ? -1 : 1, __ATOMIC_RELEASE);
+    return *pin_error;
+}
+
 static void *nk_pp_b(void *p)
 {
     nk_pp_shared *s = p;
     long v0, i0, v1, i1;
-    s->pin_error = nk_pin(s->cpu_b);
-    nk_rusage(&v0, &i0);
-    __atomic_store_n(&s->ready, s->pin_error ? -1 : 1, __ATOMIC_RELEASE);
-    if (s->pin_error)
+    if (nk_peer_start(s->cpu_b, &s->pin_error, &s->ready, &v0, &i0))
         return NULL;
     for (;;) {
         int w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
@@ -985,10 +993,7 @@ static void *nk_ie_b(void *p)
 {
     nk_ie_shared *s = p;
     long v0, i0, v1, i1;
-    s->pin_error = nk_pin(s->cpu_b);
-    nk_rusage(&v0, &i0);
-    __atomic_store_n(&s->ready, s->pin_error ? -1 : 1, __ATOMIC_RELEASE);
-    if (s->pin_error)
+    if (nk_peer_start(s->cpu_b, &s->pin_error, &s->ready, &v0, &i0))
         return NULL;
     int64_t c0 = nk_cpu();
     for (int64_t k = 1;; k++) {
