@@ -146,7 +146,8 @@ cdef struct Task:
     i64 slice_start
     i64 remaining     # rest of a step interrupted by preemption, or -1
     int rem_bucket
-    int pkt           # packet in hand (sender), batch size (irq thread)
+    int pkt           # packet in hand (sender), batch size (irq thread), woken in its
+                      # blocking path (receiver, RCV_BLOCK: 0 no, 1 yes)
     int poll_work     # process_backlog progress when polling from this task
     int seg_n         # packets of the segment being processed
     int rem_seg       # ``remaining`` is the rest of a poll step of that many packets
