@@ -87,7 +87,8 @@ class TaskStat:
     state: str  #: running, runnable, sleeping, waking, dead, parked or absent
     runtime_ns: int
     softirq_ns: int
-    #: Times it was switched out, blocking or preempted (``nvcsw`` + ``nivcsw``).
+    #: Times ``__schedule`` switched it out, blocking or preempted (its ``nvcsw`` +
+    #: ``nivcsw``, as ``getrusage`` reports them).
     switches: int
 
 

@@ -85,11 +85,11 @@ MEASUREMENTS: dict[str, str] = {
     "the share of cross-CPU wake-ups that needed no interrupt (fraction)",
     **{f"idle_entry_irqs_{d}ns": f"CAL + RES interrupts on an otherwise idle CPU per "
        f"wake-up of a thread there {d} ns after it began to block in FUTEX_WAIT (count; "
-       f"below 1: its idle task still polled, TIF_POLLING_NRFLAG, before halting)"
+       "below 1: its idle task still polled, TIF_POLLING_NRFLAG, before halting)"
        for d in IDLE_ENTRY_DELAYS},
     **{f"idle_entry_wake_{d}ns": f"median time from the start of such a wake-up ({d} ns "
-       f"after the block began) to the woken thread running, over the wake-ups it slept "
-       f"through (FUTEX_WAKE, the IPI if any, idle exit, the switch, FUTEX_WAIT's return)"
+       "after the block began) to the woken thread running, over the wake-ups it slept "
+       "through (FUTEX_WAKE, the IPI if any, idle exit, the switch, FUTEX_WAIT's return)"
        for d in IDLE_ENTRY_DELAYS},
     "yield_alone": "sched_yield with no other thread on the CPU (no switch)",
     "yield_pair": "sched_yield with two threads on one CPU (a switch per call)",
@@ -160,12 +160,20 @@ def _remote_skb(m: dict[str, float]) -> float:
     return max(0.0, m["cacheline_transfer"]) * SKB_RX_LINES
 
 
+def _remote_sock(m: dict[str, float]) -> float:
+    return max(0.0, m["cacheline_transfer"]) * SOCK_RX_LINES
+
+
+def _context_switch(m: dict[str, float]) -> float:
+    """One ``__schedule`` switch: ``sched_yield`` in pairs, less alone."""
+    return m["yield_pair"] - m["yield_alone"]
+
+
 def _block_total(m: dict[str, float]) -> float:
     """A blocked reader's CPU time per block beyond its ``recvmsg`` work: the reader
     of the cross-CPU run, less ``recv_queued`` and the skb's and socket's remote lines
     per datagram, over its blocks per datagram."""
-    return (m["recv_remote_reader"] - m["recv_queued"] - _remote_skb(m)
-            - max(0.0, m["cacheline_transfer"]) * SOCK_RX_LINES) \
+    return (m["recv_remote_reader"] - m["recv_queued"] - _remote_skb(m) - _remote_sock(m)) \
         / m["reader_wakeups_per_packet"]
 
 
@@ -189,7 +197,7 @@ def _idle_exit_poll(m: dict[str, float]) -> float:
     d = IDLE_ENTRY_DELAYS[0]
     if m[f"idle_entry_irqs_{d}ns"] >= 0.5:
         raise ValueError("the target had mostly halted at the shortest delay")
-    return max(0.0, m[f"idle_entry_wake_{d}ns"] - (m["yield_pair"] - m["yield_alone"])
+    return max(0.0, m[f"idle_entry_wake_{d}ns"] - _context_switch(m)
                - m["futex_wake_no_waiter"])
 
 
@@ -207,7 +215,7 @@ Derivation = tuple[str, Callable[[dict[str, float]], float]]
 DERIVATIONS: dict[str, Derivation] = {
     "udp_recvmsg_ns": ("recv_queued", lambda m: m["recv_queued"]),
     "context_switch_ns": ("yield_pair - yield_alone",
-                          lambda m: m["yield_pair"] - m["yield_alone"]),
+                          _context_switch),
     "wakeup_ns": ("futex_wake_busy_target - futex_wake_no_waiter",
                   lambda m: m["futex_wake_busy_target"] - m["futex_wake_no_waiter"]),
     "ipi_send_ns": ("ipi_send_sender = tgkill_remote_running - tgkill_same_cpu (the "
@@ -229,13 +237,12 @@ DERIVATIONS: dict[str, Derivation] = {
     "remote_sock_ns": (f"cacheline_transfer x {SOCK_RX_LINES}: the socket's receive-side "
                        "lines (sk_receive_queue and its lock, sk_rmem_alloc and "
                        "sk_forward_alloc, the wait queue)",
-                       lambda m: max(0.0, m["cacheline_transfer"]) * SOCK_RX_LINES),
+                       _remote_sock),
     "recv_block_ns": ("(recv_remote_reader - recv_queued - remote_skb_ns - "
                       "remote_sock_ns) / reader_wakeups_per_packet - context_switch_ns: "
                       "the blocked reader's CPU per block beyond its recvmsg, less the "
                       "switch back in that the model charges apart",
-                      lambda m: max(0.0, _block_total(m) - (m["yield_pair"]
-                                                            - m["yield_alone"]))),
+                      lambda m: max(0.0, _block_total(m) - _context_switch(m))),
     "idle_entry_ns": ("the delay at which half the idle-entry probe's wake-ups need an "
                       "interrupt (linear between idle_entry_irqs_*; counted from the start "
                       "of the blocking call, so it includes the path into schedule)",
