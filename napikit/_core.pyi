@@ -10,6 +10,8 @@ from napikit.decision import CompiledPolicy
 BUCKET_NAMES: tuple[str, ...]
 TASK_KINDS: tuple[str, ...]
 TASK_STATES: tuple[str, ...]
+#: The fields of a switch-log record (:meth:`Sim.switch_log`).
+SWITCH_LOG_FIELDS: tuple[str, ...]
 
 def histogram_summary(values: Iterable[int]) -> dict[str, int]:
     """A latency histogram's summary (count, mean, percentiles, max) of ``values``."""
@@ -27,5 +29,11 @@ class Sim:
         Raises ``MemoryError`` (one line naming what) when a queue or the packet pool
         cannot grow, and ``KeyboardInterrupt`` on Ctrl-C (looked for every 8192 events).
         """
+    def record_switches(self, n: int) -> None:
+        """Before :meth:`run`: log the first ``n`` context switches (``sched_switch``),
+        for checking a scheduler class against a schedule computed by hand."""
+    def switch_log(self) -> list[dict[str, int]]:
+        """The switches logged, each a dict of :data:`SWITCH_LOG_FIELDS` (task indices
+        as in ``raw_results()["tasks"]``, -1 idle; times and vruntimes in ns)."""
     def raw_results(self) -> dict[str, Any]:
         """Counters, per-CPU rows and histograms as plain Python values."""

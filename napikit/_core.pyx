@@ -41,6 +41,20 @@ TASK_STATES = ("running", "runnable", "sleeping", "waking", "dead", "parked", "a
 # instead of the artefact of all clocks starting at zero.
 cdef i64 UPTIME_NS = 1_000_000_000
 
+# sched_prio_to_weight (kernel/sched/core.c): a task's weight by nice -20..19
+_PRIO_TO_WEIGHT = (
+    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916,
+    9548, 7620, 6100, 4904, 3906, 3121, 2501, 1991, 1586, 1277,
+    1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+    110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+)
+
+# The fields of one switch-log record (Sim.record_switches).
+SWITCH_LOG_FIELDS = ("time", "cpu", "prev", "next", "prev_vruntime", "vruntime",
+                     "deadline", "avg_vruntime", "prev_vlag", "prev_state")
+cdef enum:
+    PICK_LOG_FIELDS = 10
+
 # The event loop looks for a pending signal (Ctrl-C) once per this many events.
 cdef enum:
     SIGNAL_CHECK_EVENTS = 8192
@@ -90,6 +104,13 @@ cdef class Sim:
     cdef i64 sched_latency
     cdef i64 sched_min_gran
     cdef i64 sched_wakeup_gran
+    cdef int fair_class            # FAIR_EEVDF / FAIR_CFS (KernelParams.scheduler)
+    cdef i64 base_slice            # sysctl_sched_base_slice
+    cdef bint place_lag, run_to_parity
+    # the pick log (record_picks): what __schedule chose, for checking a scheduler
+    # class against hand-computed schedules
+    cdef i64* pick_log
+    cdef i64 pick_log_cap, pick_log_n
     cdef bint forced_irqthreads
     cdef bint preempt_rt
     cdef bint ksoftirqd_do_its_job
@@ -226,8 +247,11 @@ cdef class Sim:
         self.budget_jiffies = max(1, -(-k.budget_usecs * k.hz // 1_000_000))
         self.max_softirq_jiffies = max(1, -(-k.max_softirq_time_ms * k.hz // 1000))
         self.max_softirq_restart = k.max_softirq_restart
-        self.sched_latency, self.sched_min_gran, self.sched_wakeup_gran = \
+        self.sched_latency, self.sched_min_gran, self.sched_wakeup_gran, self.base_slice = \
             k.sched_tunables(config.ncpus)
+        self.fair_class = FAIR_EEVDF if k.scheduler == "eevdf" else FAIR_CFS
+        self.place_lag = k.sched_place_lag
+        self.run_to_parity = k.sched_run_to_parity
         self.preempt_rt = k.preempt_rt
         self.preempt_model = {"none": PREEMPT_NONE, "voluntary": PREEMPT_VOLUNTARY,
                               "full": PREEMPT_FULL}[k.preempt]
@@ -280,18 +304,18 @@ cdef class Sim:
         self._setup_cpus(k, config.offline_cpus)
         self._setup_hotplug(config.hotplug_sequence)
         # tasks: per-CPU kthreads (of every possible CPU), then the workloads' threads
-        specs = []   # (kind, cpu, policy, prio, arg)
+        specs = []   # (kind, cpu, policy, prio, arg, nice)
         for cpu in range(self.ncpus):
-            specs.append((T_KSOFTIRQD, cpu, SCHED_NORMAL, 0, -1))
+            specs.append((T_KSOFTIRQD, cpu, SCHED_NORMAL, 0, -1, 0))
         if policy.backlog_threads:
             for cpu in range(self.ncpus):
-                specs.append((T_BACKLOG_NAPI, cpu, SCHED_NORMAL, 0, -1))
+                specs.append((T_BACKLOG_NAPI, cpu, SCHED_NORMAL, 0, -1, 0))
         for cpu in range(self.ncpus):
-            specs.append((T_STOPPER, cpu, SCHED_FIFO, STOPPER_PRIO, -1))
+            specs.append((T_STOPPER, cpu, SCHED_FIFO, STOPPER_PRIO, -1, 0))
         cyclictests = [w for w in config.workloads if isinstance(w, Cyclictest)]
         self._setup_cyclictests(cyclictests)
         for i, w in enumerate(cyclictests):
-            specs.append((T_CYCLICTEST, w.cpu, SCHED_FIFO, w.priority, i))
+            specs.append((T_CYCLICTEST, w.cpu, SCHED_FIFO, w.priority, i, 0))
         sources = []  # (kind, cpu, workload, sock, flow_base, nflows)
         socks = []    # (cap, receiver spec index)
         nflows = 0
@@ -300,14 +324,15 @@ cdef class Sim:
             if isinstance(w, LoopbackUdp):
                 for snd, rcv in zip(w.senders, w.receivers):
                     socks.append((sock_cap, len(specs)))
-                    specs.append((T_RECEIVER, rcv, SCHED_NORMAL, 0, len(socks) - 1))
+                    specs.append((T_RECEIVER, rcv, SCHED_NORMAL, 0, len(socks) - 1, w.nice))
                     sources.append((SRC_LOOPBACK, snd, w, len(socks) - 1, nflows, w.flows))
-                    specs.append((T_SENDER, snd, SCHED_NORMAL, 0, len(sources) - 1))
+                    specs.append((T_SENDER, snd, SCHED_NORMAL, 0, len(sources) - 1, w.nice))
                     nflows += w.flows
             elif not isinstance(w, Cyclictest):
                 sources.append((SRC_NIC, w.cpu, w, -1, nflows, w.flows))
                 if self.forced_irqthreads:
-                    specs.append((T_IRQ_THREAD, w.cpu, SCHED_FIFO, FIFO_IRQ_PRIO, len(sources) - 1))
+                    specs.append((T_IRQ_THREAD, w.cpu, SCHED_FIFO, FIFO_IRQ_PRIO,
+                                  len(sources) - 1, 0))
                 nflows += w.flows
         self._setup_tasks(specs, bool(self.hp_n))
         self._setup_sources(sources, socks)
@@ -413,7 +438,7 @@ cdef class Sim:
         self.cpu_tasks = <int*>checked_calloc(self.ncpus * self.max_tasks_per_cpu, sizeof(int),
                                               "the run queues ({} entries)")
         self.cpu_ntasks = <int*>checked_calloc(self.ncpus, sizeof(int), "the run queues ({} CPUs)")
-        for i, (kind, cpu, pol, prio, arg) in enumerate(specs):
+        for i, (kind, cpu, pol, prio, arg, nice) in enumerate(specs):
             t = &self.tasks[i]
             t.kind = kind
             t.cpu = cpu
@@ -427,6 +452,8 @@ cdef class Sim:
             t.pkt = -1
             t.switches = 0
             t.vruntime = UPTIME_NS if kind == T_SENDER else 0
+            t.weight = _PRIO_TO_WEIGHT[nice + 20]
+            t.forked = kind == T_SENDER
             self.cpu_tasks[cpu * self.max_tasks_per_cpu + self.cpu_ntasks[cpu]] = i
             self.cpu_ntasks[cpu] += 1
             if kind == T_KSOFTIRQD:
@@ -560,6 +587,7 @@ cdef class Sim:
         free(self.cpus)
         free(self.sd)
         free(self.tasks)
+        free(self.pick_log)
         free(self.cpu_tasks)
         free(self.cpu_ntasks)
         free(self.ksoftirqd_task)
@@ -681,6 +709,31 @@ cdef class Sim:
         return {"name": name, "kind": TASK_KINDS[t.kind], "cpu": t.cpu,
                 "state": TASK_STATES[t.state], "runtime_ns": t.runtime_ns,
                 "softirq_ns": t.softirq_ns, "switches": t.switches}
+
+    def record_switches(self, i64 n):
+        """Before :meth:`run`: log the first ``n`` context switches (``sched_switch``),
+        for checking a scheduler class against a schedule computed by hand."""
+        if self.ran:
+            raise RuntimeError("record_switches comes before run")
+        if n < 0:
+            raise ValueError("record_switches: n must be at least 0")
+        free(self.pick_log)
+        self.pick_log = NULL
+        self.pick_log_n = 0
+        self.pick_log_cap = 0
+        if n:
+            self.pick_log = <i64*>checked_calloc(n * PICK_LOG_FIELDS, sizeof(i64),
+                                                  "the switch log ({} entries)")
+            self.pick_log_cap = n
+
+    def switch_log(self):
+        """The switches logged (:meth:`record_switches`), each a dict of
+        :data:`SWITCH_LOG_FIELDS`: task indices (-1: idle), times and vruntimes in ns,
+        ``prev_state`` a :data:`TASK_STATES` index (-1: idle); task ``i`` is row ``i`` of
+        ``raw_results()["tasks"]``."""
+        cdef i64 i, j
+        return [{SWITCH_LOG_FIELDS[j]: self.pick_log[i * PICK_LOG_FIELDS + j]
+                 for j in range(PICK_LOG_FIELDS)} for i in range(self.pick_log_n)]
 
     def raw_results(self):
         """Counters, per-CPU rows and histograms as plain Python values."""
@@ -880,6 +933,9 @@ include "core/softnet.pxi"
 include "core/rps.pxi"
 include "core/softirq.pxi"
 include "core/sched.pxi"
+include "core/fair.pxi"
+include "core/eevdf.pxi"
+include "core/cfs.pxi"
 include "core/workloads.pxi"
 include "core/hotplug.pxi"
 include "core/skbfree.pxi"

@@ -176,8 +176,29 @@ class KernelParams:
     #: ``MAX_SOFTIRQ_RESTART`` and ``MAX_SOFTIRQ_TIME`` (``kernel/softirq.c``).
     max_softirq_restart: int = field(default=10, validator=_int_in(1, 10**6))
     max_softirq_time_ms: int = field(default=2, validator=_int_in(1, 10**6))
-    #: CFS tunables (``kernel/sched/fair.c``, pre-EEVDF) of the task model; ``None`` is
-    #: the kernel default, scaled with the CPU count (see :meth:`sched_tunables`).
+    #: The fair scheduling class (kernel-model.md B.11): ``"eevdf"``, the Earliest
+    #: Eligible Virtual Deadline First scheduler of every kernel since 6.6
+    #: (``kernel/sched/fair.c`` of 6.10: ``pick_eevdf``, ``place_entity``,
+    #: ``update_deadline``, ``check_preempt_wakeup_fair``), or ``"cfs"``, the vruntime
+    #: scheduler before it (``check_preempt_tick``, ``wakeup_gran``,
+    #: GENTLE_FAIR_SLEEPERS), which the model had before this field existed.
+    scheduler: str = field(default="eevdf", validator=_one_of("eevdf", "cfs"))
+    #: EEVDF's ``sysctl_sched_base_slice`` (``/sys/kernel/debug/sched/base_slice_ns``):
+    #: the request each task's virtual deadline is set from. ``None``: the kernel's
+    #: 0.75 ms times ``1 + ilog2(min(ncpus, 8))`` (see :meth:`sched_tunables`).
+    sched_base_slice_ns: int | None = field(
+        default=None, validator=_optional(_int_in(1, SCHED_TUNABLE_MAX_NS))
+    )
+    #: EEVDF's ``PLACE_LAG`` feature: a waking task keeps the lag it had when it slept
+    #: (``place_entity``); off, it is placed at the average vruntime.
+    sched_place_lag: bool = field(default=True, validator=_is_bool)
+    #: EEVDF's ``RUN_TO_PARITY`` feature: once picked, a task runs until it is no
+    #: longer eligible or has used its slice (``pick_eevdf``); a woken task with an
+    #: earlier deadline does not preempt it before.
+    sched_run_to_parity: bool = field(default=True, validator=_is_bool)
+    #: CFS tunables (``kernel/sched/fair.c``, pre-EEVDF), used with ``scheduler =
+    #: "cfs"``; ``None`` is the kernel default, scaled with the CPU count (see
+    #: :meth:`sched_tunables`).
     sched_latency_ns: int | None = field(
         default=None, validator=_optional(_int_in(1, SCHED_TUNABLE_MAX_NS))
     )
@@ -248,12 +269,13 @@ class KernelParams:
             return self.netdev_budget_usecs
         return 2 * 1_000_000 // self.hz
 
-    def sched_tunables(self, ncpus: int) -> tuple[int, int, int]:
-        """``(sched_latency, min_granularity, wakeup_granularity)`` in ns on ``ncpus``.
+    def sched_tunables(self, ncpus: int) -> tuple[int, int, int, int]:
+        """``(sched_latency, min_granularity, wakeup_granularity, base_slice)`` in ns on
+        ``ncpus``.
 
-        Unset ones are the kernel's: 6 ms, 0.75 ms and 1 ms times
+        Unset ones are the kernel's: 6 ms, 0.75 ms, 1 ms and 0.75 ms times
         ``1 + ilog2(min(ncpus, 8))`` (``get_update_sysctl_factor``, the default
-        ``SCHED_TUNABLESCALING_LOG``), so 12 ms, 1.5 ms and 2 ms on 2 CPUs.
+        ``SCHED_TUNABLESCALING_LOG``), so 12 ms, 1.5 ms, 2 ms and 1.5 ms on 2 CPUs.
         """
         factor = 1 + (min(ncpus, 8).bit_length() - 1)
         return (
@@ -262,6 +284,8 @@ class KernelParams:
             if self.sched_min_granularity_ns is not None else 750_000 * factor,
             self.sched_wakeup_granularity_ns
             if self.sched_wakeup_granularity_ns is not None else 1_000_000 * factor,
+            self.sched_base_slice_ns
+            if self.sched_base_slice_ns is not None else 750_000 * factor,
         )
 
     @property
@@ -378,6 +402,10 @@ class LoopbackUdp:
         default=None, validator=_optional(_number_in(1, RATE_MAX_PPS))
     )
     rps_cpus: tuple[int, ...] = field(default=(), converter=_to_tuple, validator=_cpu_list)
+    #: The nice value of its sender and receiver threads (``setpriority``): their
+    #: weight in the fair class, ``sched_prio_to_weight`` (1024 at nice 0, about 1.25x
+    #: less per step up).
+    nice: int = field(default=0, validator=_int_in(-20, 19))
 
     def __attrs_post_init__(self) -> None:
         if len(self.senders) != len(self.receivers) or not self.senders:

@@ -142,6 +142,12 @@ cdef struct Task:
     int sirq_resume   # preempted inside handle_softirqs (PREEMPT_RT): resume its frame
     int arg           # socket (sender/receiver) or source (irq thread)
     i64 vruntime
+    i64 weight        # load.weight, scaled down: sched_prio_to_weight[nice + 20]
+    i64 deadline      # EEVDF virtual deadline (update_deadline, place_entity)
+    i64 vlag          # EEVDF lag kept while it sleeps (update_entity_lag)
+    i64 picked_deadline  # deadline when it was last picked (RUN_TO_PARITY; the
+                         # kernel stashes it in vlag while the task runs)
+    int forked        # its next enqueue is its first (wake_up_new_task, ENQUEUE_INITIAL)
     i64 exec_start
     i64 slice_start
     i64 remaining     # rest of a step interrupted by preemption, or -1

@@ -63,6 +63,7 @@ cdef void cpu_down_start(Sim s, int cpu) noexcept:
 
 cdef void kthread_parkme(Sim s, int cpu, int ti) noexcept:
     """``kthread_parkme``: a running per-CPU thread saw ``kthread_should_park``."""
+    fair_dequeue(s, cpu, ti)
     s.tasks[ti].state = TS_PARKED
     s.tasks[ti].pc = 0
     s.cpus[cpu].nr_running -= 1
@@ -138,16 +139,16 @@ cdef void take_cpu_down(Sim s, int cpu) noexcept:
 
 
 cdef void migrate_task(Sim s, int ti, int from_cpu, int dest) noexcept:
-    """Move a task to ``dest``; a runnable one is enqueued there with its CFS lag kept
-    (vruntime relative to ``min_vruntime``) and may preempt what runs there."""
+    """Move a task to ``dest``; a runnable one is enqueued there with its lag kept
+    (:func:`fair_migrate`) and may preempt what runs there."""
     cdef Task* t = &s.tasks[ti]
     cdef Cpu* d = &s.cpus[dest]
     s.cpu_tasks[dest * s.max_tasks_per_cpu + s.cpu_ntasks[dest]] = ti
     s.cpu_ntasks[dest] += 1
-    t.cpu = dest
     if t.state != TS_RUNNABLE:
+        t.cpu = dest
         return
-    t.vruntime += d.min_vruntime - s.cpus[from_cpu].min_vruntime
+    fair_migrate(s, ti, from_cpu, dest)
     d.nr_running += 1
     if d.nr_running >= 2:
         tick_start(s, dest)

@@ -287,19 +287,15 @@ cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
 
 
 cdef void activate(Sim s, int ti) noexcept:
-    """``ttwu_do_activate`` + ``wakeup_preempt``: enqueue, place a CFS sleeper no more
-    than half a latency period behind (``place_entity``, GENTLE_FAIR_SLEEPERS), and
-    preempt the current task if the woken one should run first."""
+    """``ttwu_do_activate`` + ``wakeup_preempt``: enqueue (the fair class places the
+    task: :func:`fair_enqueue`) and preempt the current task if the woken one should
+    run first."""
     cdef Task* t = &s.tasks[ti]
     cdef int cpu = t.cpu
     cdef Cpu* c = &s.cpus[cpu]
-    cdef i64 floor_vr
     t.state = TS_RUNNABLE
     c.nr_running += 1
-    if t.policy == SCHED_NORMAL:
-        floor_vr = c.min_vruntime - s.sched_latency // 2
-        if t.vruntime < floor_vr:
-            t.vruntime = floor_vr
+    fair_enqueue(s, cpu, ti)
     if c.nr_running >= 2:
         tick_start(s, cpu)
     if c.curr < 0 or should_preempt(s, cpu, ti):
@@ -343,40 +339,15 @@ cdef void resched_event(Sim s, int cpu) noexcept:
 
 
 cdef bint should_preempt(Sim s, int cpu, int ti) noexcept:
-    """``check_preempt_curr``: RT beats CFS, higher RT priority beats lower; among CFS
-    tasks the woken one preempts when it lags more than the wake-up granularity."""
+    """``wakeup_preempt``: RT beats the fair class, higher RT priority beats lower;
+    between fair tasks the class decides (:func:`fair_wakeup_preempt`)."""
     cdef Task* t = &s.tasks[ti]
     cdef Task* cur = &s.tasks[s.cpus[cpu].curr]
     if t.policy == SCHED_FIFO:
         return cur.policy != SCHED_FIFO or t.prio > cur.prio
     if cur.policy == SCHED_FIFO:
         return False
-    update_curr(s, cpu)
-    return cur.vruntime - t.vruntime > s.sched_wakeup_gran
-
-
-cdef void update_curr(Sim s, int cpu) noexcept:
-    """``update_curr``: charge the running task's time to its vruntime (nice 0)."""
-    cdef Cpu* c = &s.cpus[cpu]
-    cdef Task* t
-    cdef int i, ti
-    cdef i64 m
-    if c.curr < 0:
-        return
-    t = &s.tasks[c.curr]
-    if t.policy == SCHED_NORMAL:
-        t.vruntime += s.now - t.exec_start
-    t.exec_start = s.now
-    # min_vruntime only moves forward: the smallest vruntime among runnable CFS tasks
-    m = -1
-    for i in range(s.cpu_ntasks[cpu]):
-        ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
-        if s.tasks[ti].policy == SCHED_NORMAL and (
-                s.tasks[ti].state == TS_RUNNING or s.tasks[ti].state == TS_RUNNABLE):
-            if m < 0 or s.tasks[ti].vruntime < m:
-                m = s.tasks[ti].vruntime
-    if m > c.min_vruntime:
-        c.min_vruntime = m
+    return fair_wakeup_preempt(s, cpu, ti)
 
 
 cdef void tick_start(Sim s, int cpu) noexcept:
@@ -389,24 +360,15 @@ cdef void tick_start(Sim s, int cpu) noexcept:
 
 
 cdef void scheduler_tick(Sim s, int cpu) noexcept:
-    """EV_TICK: ``check_preempt_tick`` (the running CFS task has had its ideal slice,
-    ``max(sched_latency / nr_running, min_granularity)``), then the tick's ``irq_exit``,
-    which also runs pending softirqs (kernel-model.md B.6.3)."""
+    """EV_TICK: ``sched_tick`` -> the running fair task's ``task_tick_fair``
+    (:func:`fair_tick`), then the tick's ``irq_exit``, which also runs pending softirqs
+    (kernel-model.md B.6.3)."""
     cdef Cpu* c = &s.cpus[cpu]
-    cdef Task* t
-    cdef i64 ideal
     c.tick_pending = 0
     if c.nr_running < 2 or not c.online:
         return
-    if c.curr >= 0:
-        t = &s.tasks[c.curr]
-        if t.policy == SCHED_NORMAL:
-            update_curr(s, cpu)
-            ideal = s.sched_latency // c.nr_running
-            if ideal < s.sched_min_gran:
-                ideal = s.sched_min_gran
-            if s.now - t.slice_start >= ideal:
-                c.need_resched = 1
+    if c.curr >= 0 and s.tasks[c.curr].policy == SCHED_NORMAL:
+        fair_tick(s, cpu)
     tick_start(s, cpu)
     irq_exit(s, cpu, 0)
 
@@ -414,33 +376,23 @@ cdef void scheduler_tick(Sim s, int cpu) noexcept:
 # ---------------------------------------------------------------- __schedule
 
 cdef void schedule(Sim s, int cpu) noexcept:
-    """``__schedule``: pick the highest SCHED_FIFO task, else the CFS task with the
-    smallest vruntime (ties: the older task); switching to a task costs
+    """``__schedule``: pick the highest SCHED_FIFO task (ties: the one listed first),
+    else what the fair class picks (:func:`fair_pick`); switching to a task costs
     ``context_switch_ns``, switching to idle nothing."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef int prev = c.curr
     cdef int best = -1
     cdef int i, ti
     cdef Task* t
-    cdef Task* b
     update_curr(s, cpu)
     for i in range(s.cpu_ntasks[cpu]):
         ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
         t = &s.tasks[ti]
-        if t.state != TS_RUNNING and t.state != TS_RUNNABLE:
-            continue
-        if best < 0:
+        if t.policy == SCHED_FIFO and (t.state == TS_RUNNING or t.state == TS_RUNNABLE) \
+                and (best < 0 or t.prio > s.tasks[best].prio):
             best = ti
-            continue
-        b = &s.tasks[best]
-        if t.policy != b.policy:
-            if t.policy == SCHED_FIFO:
-                best = ti
-        elif t.policy == SCHED_FIFO:
-            if t.prio > b.prio:
-                best = ti
-        elif t.vruntime < b.vruntime:
-            best = ti
+    if best < 0:
+        best = fair_pick(s, cpu)
     c.need_resched = 0
     if best == prev:
         if prev >= 0:
@@ -448,6 +400,8 @@ cdef void schedule(Sim s, int cpu) noexcept:
             resume_task(s, cpu, prev)
         return
     s.context_switches += 1
+    if s.pick_log_cap:
+        log_switch(s, cpu, prev, best)
     if prev >= 0:
         t = &s.tasks[prev]
         t.switches += 1
@@ -459,12 +413,37 @@ cdef void schedule(Sim s, int cpu) noexcept:
         return
     t = &s.tasks[best]
     t.state = TS_RUNNING
-    t.exec_start = s.now
-    t.slice_start = s.now
+    # EEVDF: the switch is the scheduler's time, not the task's (a switch dearer than
+    # a slice would otherwise use up each slice before the task ran: no progress)
+    t.exec_start = s.now + (s.c_context_switch if s.fair_class == FAIR_EEVDF else 0)
+    fair_set_next(s, best)
     if s.c_context_switch > 0:
         start_step(s, cpu, L_SWITCH, s.c_context_switch, B_SCHED)
     else:
         switch_done(s, cpu)
+
+
+cdef void log_switch(Sim s, int cpu, int prev, int next) noexcept:
+    """One record of the switch log (:meth:`Sim.record_switches`), while it has room:
+    time, CPU, the tasks, the previous task's vruntime, the next one's vruntime and
+    deadline, V of the queue the next is picked from, the lag the previous task keeps
+    if it sleeps (EEVDF; 0 under CFS) and its state."""
+    cdef i64* r
+    cdef i64 load
+    if s.pick_log_n >= s.pick_log_cap:
+        return
+    r = &s.pick_log[s.pick_log_n * PICK_LOG_FIELDS]
+    s.pick_log_n += 1
+    r[0] = s.now
+    r[1] = cpu
+    r[2] = prev
+    r[3] = next
+    r[4] = s.tasks[prev].vruntime if prev >= 0 else 0
+    r[5] = s.tasks[next].vruntime if next >= 0 else 0
+    r[6] = s.tasks[next].deadline if next >= 0 else 0
+    r[7] = avg_vruntime(s, cpu, -1, &load)
+    r[8] = s.tasks[prev].vlag if prev >= 0 else 0
+    r[9] = s.tasks[prev].state if prev >= 0 else -1
 
 
 cdef void switch_done(Sim s, int cpu) noexcept:
@@ -525,13 +504,16 @@ cdef void bh_leave(Sim s, int cpu, int ti) noexcept:
 
 
 cdef void task_sleep(Sim s, int cpu, int ti) noexcept:
-    """``set_current_state(TASK_INTERRUPTIBLE); schedule()``."""
+    """``set_current_state(TASK_INTERRUPTIBLE); schedule()`` (``__schedule`` ->
+    ``deactivate_task``)."""
+    fair_dequeue(s, cpu, ti)
     s.tasks[ti].state = TS_SLEEPING
     s.cpus[cpu].nr_running -= 1
     schedule(s, cpu)
 
 
 cdef void task_exit(Sim s, int cpu, int ti) noexcept:
+    fair_dequeue(s, cpu, ti)
     s.tasks[ti].state = TS_DEAD
     s.cpus[cpu].nr_running -= 1
     schedule(s, cpu)

@@ -118,10 +118,8 @@ cdef void run_sender(Sim s, int cpu, int ti) noexcept:
                 task_exit(s, cpu, ti)
                 return
             if src.rate > 0 and t.next_send > s.now:
-                t.state = TS_SLEEPING  # clock_nanosleep until the next send time
-                s.cpus[cpu].nr_running -= 1
-                ev_push(s, t.next_send, EV_TIMER, ti, 0)
-                schedule(s, cpu)
+                ev_push(s, t.next_send, EV_TIMER, ti, 0)  # clock_nanosleep until then
+                task_sleep(s, cpu, ti)
                 return
             if src.rate > 0:
                 src.next_t += 1e9 / src.rate
@@ -420,8 +418,6 @@ cdef void run_cyclictest(Sim s, int cpu, int ti) noexcept:
                 task_exit(s, cpu, ti)
                 return
             if t.next_send > s.now:
-                t.state = TS_SLEEPING
-                s.cpus[cpu].nr_running -= 1
                 ev_push(s, t.next_send, EV_TIMER, ti, 0)
-                schedule(s, cpu)
+                task_sleep(s, cpu, ti)
                 return

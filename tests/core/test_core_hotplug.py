@@ -164,7 +164,11 @@ def test_task_pinned_to_a_dead_cpu_moves_to_the_lowest_online_cpu(policy, run):
     result = run(config)
     moved = {t.name: t.cpu for t in result.tasks if t.kind in ("sender", "receiver")}
     assert set(moved.values()) == {0}
-    assert result.delivered == config.packets
+    # sharing CPU 0 the reader (and, without the fast path, the backlog thread) does not
+    # preempt the sender for every datagram (EEVDF), so some overflow; nothing is left
+    assert result.delivered + result.drops.total == config.packets and result.queued == 0
+    # 2 ms of traffic came before the move: the reader went on reading on CPU 0
+    assert result.delivered > config.packets // 4
     assert result.softnet[0].processed > 0 and result.softnet[2].processed > 0
 
 

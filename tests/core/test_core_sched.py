@@ -69,11 +69,23 @@ def test_two_hogs_share_a_cpu_fairly(run):
 
 
 def test_shorter_latency_period_preempts_more(run):
-    """A shorter sched_latency (smaller slices) makes two CPU hogs switch more often."""
+    """CFS: a shorter sched_latency (smaller slices) makes two CPU hogs switch more
+    often."""
     def hogs(latency_ns: int) -> Config:
         return Config(ncpus=3, packets=40_000,
-                      kernel=KernelParams(sched_latency_ns=latency_ns,
+                      kernel=KernelParams(scheduler="cfs", sched_latency_ns=latency_ns,
                                           sched_min_granularity_ns=latency_ns // 8),
+                      workloads=[LoopbackUdp(senders=[0], receivers=[1]),
+                                 LoopbackUdp(senders=[0], receivers=[2])])
+    assert run(hogs(1_000_000)).involuntary_switches > run(hogs(6_000_000)).involuntary_switches
+
+
+def test_shorter_base_slice_preempts_more(run):
+    """EEVDF: a shorter sched_base_slice (earlier deadlines) makes two CPU hogs switch
+    more often."""
+    def hogs(slice_ns: int) -> Config:
+        return Config(ncpus=3, packets=40_000,
+                      kernel=KernelParams(sched_base_slice_ns=slice_ns),
                       workloads=[LoopbackUdp(senders=[0], receivers=[1]),
                                  LoopbackUdp(senders=[0], receivers=[2])])
     assert run(hogs(1_000_000)).involuntary_switches > run(hogs(6_000_000)).involuntary_switches
@@ -177,13 +189,14 @@ def test_ksoftirqd_wakeups_lead_to_switches(run, scenario):
 
 @pytest.mark.parametrize("granularity", [0, 10**9])
 def test_wakeup_granularity_decides_wakeup_preemption(run, scenario, granularity):
-    """SEED-LO under backlog-threads without the fast path: every packet wakes CPU 0's
-    backlog thread while the sender runs. With sched_wakeup_granularity_ns = 0 each
+    """CFS, SEED-LO under backlog-threads without the fast path: every packet wakes CPU
+    0's backlog thread while the sender runs. With sched_wakeup_granularity_ns = 0 each
     wake-up preempts the sender (check_preempt_wakeup: vdiff > gran); with 1 s almost
     none does (the sender's vruntime lead is never that large)."""
     config = scenario("seed-lo", packets=20_000, policy="backlog-threads",
                       policy_options={"fast_path": False})
-    kernel = attrs.evolve(config.kernel, sched_wakeup_granularity_ns=granularity)
+    kernel = attrs.evolve(config.kernel, scheduler="cfs",
+                          sched_wakeup_granularity_ns=granularity)
     result = run(config.evolve(kernel=kernel))
     if granularity == 0:
         assert result.involuntary_switches >= 10_000

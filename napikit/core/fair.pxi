@@ -1,0 +1,131 @@
+# The fair scheduling class (kernel/sched/fair.c) behind one seam: __schedule and the
+# enqueue, dequeue, wake-up preemption and tick paths call these, and they call the
+# class the modelled kernel has (KernelParams.scheduler): EEVDF (core/eevdf.pxi, Linux
+# 6.6 and later) or CFS (core/cfs.pxi, before). kernel-model.md B.10.7.
+#
+# A CPU's fair run queue is its tasks (cpu_tasks) that are SCHED_NORMAL, on it
+# (``cpu``: a task being migrated away is not) and running or runnable; the running
+# one is ``cfs_rq->curr``. Few tasks share a CPU, so the queue is scanned, not a tree.
+
+cdef enum:
+    FAIR_EEVDF = 0
+    FAIR_CFS = 1
+    NICE_0_LOAD = 1024    # scale_load_down(NICE_0_LOAD)
+
+
+cdef inline bint fair_queued(Sim s, int cpu, int ti) noexcept:
+    """``se->on_rq`` for a fair task on ``cpu``."""
+    cdef Task* t = &s.tasks[ti]
+    return t.policy == SCHED_NORMAL and t.cpu == cpu and (
+        t.state == TS_RUNNING or t.state == TS_RUNNABLE)
+
+
+cdef inline i64 calc_delta_fair(i64 delta, Task* t) noexcept:
+    """``calc_delta_fair``: ``delta`` of real time in the task's virtual time,
+    ``delta * NICE_0_LOAD / weight`` (the kernel's fixed-point ``__calc_delta`` rounds
+    a little differently)."""
+    if t.weight == NICE_0_LOAD:
+        return delta
+    return delta * NICE_0_LOAD // t.weight
+
+
+cdef void update_curr(Sim s, int cpu) noexcept:
+    """``update_curr``: charge the running task's time to its vruntime and move
+    ``min_vruntime`` forward (``update_min_vruntime``: the smallest vruntime among the
+    queued tasks, never backwards); under EEVDF a task past its deadline gets the next
+    one (``update_deadline``)."""
+    cdef Cpu* c = &s.cpus[cpu]
+    cdef Task* t
+    cdef int i, ti
+    cdef i64 m
+    if c.curr < 0:
+        return
+    t = &s.tasks[c.curr]
+    if s.now > t.exec_start:   # not while the switch to it runs (``delta_exec <= 0``)
+        if t.policy == SCHED_NORMAL:
+            t.vruntime += calc_delta_fair(s.now - t.exec_start, t)
+        t.exec_start = s.now
+    m = -1
+    for i in range(s.cpu_ntasks[cpu]):
+        ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
+        if fair_queued(s, cpu, ti):
+            if m < 0 or s.tasks[ti].vruntime < m:
+                m = s.tasks[ti].vruntime
+    if m > c.min_vruntime:
+        c.min_vruntime = m
+    if s.fair_class == FAIR_EEVDF and t.policy == SCHED_NORMAL and t.state == TS_RUNNING:
+        update_deadline(s, cpu, c.curr)
+
+
+cdef void fair_enqueue(Sim s, int cpu, int ti) noexcept:
+    """``enqueue_entity``: ``ti`` (runnable now) joins the fair run queue of ``cpu``."""
+    if s.tasks[ti].policy != SCHED_NORMAL:
+        return
+    if s.fair_class == FAIR_EEVDF:
+        update_curr(s, cpu)
+        place_entity(s, cpu, ti)
+    else:
+        cfs_place_entity(s, cpu, ti)
+
+
+cdef void fair_dequeue(Sim s, int cpu, int ti) noexcept:
+    """``dequeue_entity``, called while ``ti`` is still queued: under EEVDF its lag is
+    kept for its next enqueue (``update_entity_lag``)."""
+    if s.fair_class == FAIR_EEVDF and s.tasks[ti].policy == SCHED_NORMAL:
+        update_curr(s, cpu)
+        update_entity_lag(s, cpu, ti)
+
+
+cdef void fair_migrate(Sim s, int ti, int from_cpu, int dest) noexcept:
+    """A runnable task moves from ``from_cpu`` to ``dest`` (``move_queued_task``:
+    dequeue there, ``set_task_cpu``, enqueue here); ``t.cpu`` is still ``from_cpu``."""
+    cdef Task* t = &s.tasks[ti]
+    if t.policy != SCHED_NORMAL:
+        t.cpu = dest
+        return
+    if s.fair_class == FAIR_EEVDF:
+        update_entity_lag(s, from_cpu, ti)
+        t.cpu = dest
+        update_curr(s, dest)
+        place_entity(s, dest, ti)
+    else:
+        # migrate_task_rq_fair: the vruntime keeps its distance to min_vruntime
+        t.vruntime += s.cpus[dest].min_vruntime - s.cpus[from_cpu].min_vruntime
+        t.cpu = dest
+
+
+cdef bint fair_wakeup_preempt(Sim s, int cpu, int ti) noexcept:
+    """``check_preempt_wakeup_fair`` (``check_preempt_wakeup`` before EEVDF): whether
+    the fair task ``ti``, just enqueued, preempts the fair task running on ``cpu``."""
+    if s.fair_class == FAIR_EEVDF:
+        update_curr(s, cpu)
+        if s.cpus[cpu].need_resched:
+            return False   # test_tsk_need_resched(curr): a switch is due already
+        return pick_eevdf(s, cpu) == ti
+    update_curr(s, cpu)
+    return cfs_wakeup_preempt(s, cpu, ti)
+
+
+cdef int fair_pick(Sim s, int cpu) noexcept:
+    """``pick_next_entity``: the fair task to run next on ``cpu``, or -1."""
+    if s.fair_class == FAIR_EEVDF:
+        return pick_eevdf(s, cpu)
+    return cfs_pick(s, cpu)
+
+
+cdef void fair_set_next(Sim s, int ti) noexcept:
+    """``set_next_entity``: ``ti`` becomes the CPU's running task (a switch to it; a
+    pick of the task already running does not pass here, as in the kernel's
+    ``CONFIG_FAIR_GROUP_SCHED`` path of ``pick_next_task_fair``)."""
+    cdef Task* t = &s.tasks[ti]
+    t.slice_start = s.now
+    t.picked_deadline = t.deadline
+
+
+cdef void fair_tick(Sim s, int cpu) noexcept:
+    """``task_tick_fair`` -> ``entity_tick`` on the running fair task: EEVDF's
+    ``update_curr`` (a used-up slice asks for a reschedule there), CFS's
+    ``check_preempt_tick``."""
+    update_curr(s, cpu)
+    if s.fair_class == FAIR_CFS:
+        cfs_check_preempt_tick(s, cpu)
