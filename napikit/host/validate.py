@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 from attrs import frozen
 
 from napikit.config import Config, KernelParams, LoopbackUdp
@@ -96,7 +98,27 @@ def kernel_params(host: dict[str, Any]) -> KernelParams:
             values[name] = v
     values.update(idle_params(host))
     values.update(preempt_params(host))
+    values.update(sched_params(host))
     return KernelParams(**values)
+
+
+def sched_params(host: dict[str, Any]) -> dict[str, Any]:
+    """The fair class of the host's kernel release (``kernel_release``, ``uname -r``):
+    CFS before 6.6, EEVDF since, with the base slice of its release: 0.75 ms up to
+    6.14, 0.70 ms from 6.15 ("sched/fair: Reduce the default slice"), both scaled by
+    ``1 + ilog2(min(ncpus, 8))``. An unreadable release: the defaults (EEVDF, 0.75 ms)."""
+    m = re.match(r"(\d+)\.(\d+)", str(host.get("kernel_release", "")))
+    if not m:
+        return {}
+    version = (int(m.group(1)), int(m.group(2)))
+    if version < (6, 6):
+        return {"scheduler": "cfs"}
+    if version < (6, 15):
+        return {"scheduler": "eevdf"}
+    ncpus = host.get("ncpus")
+    n = min(max(ncpus, 1), 8) if isinstance(ncpus, int) else 1
+    factor = 1 + (n.bit_length() - 1)
+    return {"scheduler": "eevdf", "sched_base_slice_ns": 700_000 * factor}
 
 
 def preempt_params(host: dict[str, Any]) -> dict[str, Any]:
@@ -265,12 +287,15 @@ def _rate(name: str) -> str:
 
 
 def compare(real: dict[str, Any], costs: LoadedCosts,
-            seconds: float = SIM_SECONDS) -> dict[str, Any]:
-    """Simulate every configuration; the figure rows, the ratio rows, the defaults."""
+            seconds: float = SIM_SECONDS, scheduler: str | None = None) -> dict[str, Any]:
+    """Simulate every configuration; the figure rows, the ratio rows, the defaults.
+    ``scheduler`` (``"eevdf"``, ``"cfs"``) overrides the host kernel's fair class."""
     host = real.get("host", {})
     ncpus = max(2, int(host.get("ncpus", 2)),
                 1 + max(max(p) for c in real["configurations"] for p in c["pairs"]))
     kernel = kernel_params(host)
+    if scheduler is not None:
+        kernel = attrs.evolve(kernel, scheduler=scheduler)
     configs = real["configurations"]
     pred: dict[str, dict[str, float]] = {}
     meas: dict[str, dict[str, dict[str, float]]] = {}
@@ -364,7 +389,9 @@ def report(cmp: dict[str, Any], costs_path: str, real_path: str) -> str:
         "kernel from the host's facts: preempt={k.preempt}, cpuidle={k.cpuidle}, "
         "idle_exit_latency_ns={k.idle_exit_latency_ns}".format(k=cmp["kernel"])
         + (f", haltpoll_ns={cmp['kernel'].haltpoll_ns}" if cmp["kernel"].cpuidle == "haltpoll"
-           else ""),
+           else "")
+        + ", scheduler={k.scheduler} (base slice {s} ns)".format(
+            k=cmp["kernel"], s=cmp["kernel"].sched_tunables(cmp["ncpus"])[3]),
         "costs left at napikit's default (not in the file): "
         + (", ".join(cmp["defaults"]) or "none"),
         "costs the file sets to a default: " + (", ".join(
@@ -384,7 +411,7 @@ def report(cmp: dict[str, Any], costs_path: str, real_path: str) -> str:
 def to_json(cmp: dict[str, Any]) -> str:
     doc = {
         "policy": POLICY, "ncpus": cmp["ncpus"], "defaults": cmp["defaults"],
-        "sources": cmp["sources"],
+        "scheduler": cmp["kernel"].scheduler, "sources": cmp["sources"],
         "ratios": [r.to_dict() for r in cmp["ratios"]],
         "figures": {n: [r.to_dict() for r in rows] for n, rows in cmp["figures"].items()},
     }
@@ -437,6 +464,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", required=True, metavar="FILE",
                         help="kernel-bench results (napikit kernel-bench)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument("--scheduler", choices=("eevdf", "cfs"),
+                        help="the fair class to simulate (default: the host kernel's, "
+                             "EEVDF since 6.6)")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw measured against predicted (needs matplotlib)")
 
@@ -445,7 +475,7 @@ def main(args: argparse.Namespace) -> int:
     """``napikit validate``."""
     costs = load(args.costs)
     real = load_real(args.real)
-    cmp = compare(real, costs)
+    cmp = compare(real, costs, scheduler=args.scheduler)
     if args.plot:
         plot(cmp, args.plot)
     sys.stdout.write(to_json(cmp) if args.json else report(cmp, args.costs, args.real) + "\n")

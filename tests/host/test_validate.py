@@ -173,6 +173,39 @@ def test_the_recorded_preemption_model_sets_preempt(recorded, expected) -> None:
     assert validate.kernel_params(host).preempt == expected.get("preempt", "full")
 
 
+@pytest.mark.parametrize(("release", "ncpus", "expected"), [
+    ("5.15.0-91-generic", 2, {"scheduler": "cfs"}),
+    ("6.5.13", 2, {"scheduler": "cfs"}),
+    ("6.6.1", 2, {"scheduler": "eevdf"}),
+    ("6.10.0-rt14", 16, {"scheduler": "eevdf"}),
+    ("6.18.44-fc-v1045", 2, {"scheduler": "eevdf", "sched_base_slice_ns": 1_400_000}),
+    ("6.15.2", 16, {"scheduler": "eevdf", "sched_base_slice_ns": 2_800_000}),
+    ("", 2, {}), ("weird", 2, {}),
+])
+def test_the_kernel_release_sets_the_fair_class(release, ncpus, expected) -> None:
+    """CFS before 6.6, EEVDF since; from 6.15 the base slice is 0.70 ms times
+    1 + ilog2(min(ncpus, 8)); an unreadable release keeps the defaults."""
+    host = {"kernel_release": release, "ncpus": ncpus}
+    assert validate.sched_params(host) == expected
+    assert validate.kernel_params(host).scheduler == expected.get("scheduler", "eevdf")
+
+
+def test_scheduler_option_overrides_the_hosts(examples: Path) -> None:
+    """``validate --scheduler cfs`` simulates CFS on a 6.18 host's files, and says so:
+    the reader on its sender's CPU then preempts the sender after every datagram."""
+    real = validate.load_real(examples / "real.json")
+    costs = load(examples / "costs.toml")
+    cfs = validate.compare(real, costs, seconds=0.05, scheduler="cfs")
+    eevdf = validate.compare(real, costs, seconds=0.05)
+    assert (cfs["kernel"].scheduler, eevdf["kernel"].scheduler) == ("cfs", "eevdf")
+    assert "scheduler=cfs" in validate.report(cfs, "c", "r")
+
+    def switches(cmp: dict) -> float:
+        rows = cmp["figures"]["same/rps-off/closed"]
+        return next(r.predicted for r in rows if r.what == "context_switches_per_sent")
+    assert switches(cfs) > 1.5 > switches(eevdf)
+
+
 def test_predicted_switches_count_the_workload_threads_only() -> None:
     """kernel-bench counts the sender's and the reader's nvcsw + nivcsw; the model's
     figure counts the same threads' switches out, not the switches into them or those
