@@ -74,6 +74,36 @@ cdef void update_deadline(Sim s, int cpu, int ti) noexcept:
         resched_curr(s, cpu)
 
 
+cdef inline i64 real_ns(i64 vdelta, Task* t) noexcept:
+    """The real time in which ``t`` runs ``vdelta`` of its virtual time (rounded up)."""
+    if t.weight == NICE_0_LOAD:
+        return vdelta
+    return (vdelta * t.weight + NICE_0_LOAD - 1) // NICE_0_LOAD
+
+
+cdef void lone_ticks(Sim s, Task* t) noexcept:
+    """The ticks a task running alone has had since its last ``update_curr``: the model
+    keeps the tick only while two tasks compete, but the kernel's tick goes on and its
+    ``update_curr`` renews the deadline at each tick past it (no reschedule: nothing
+    else is queued). Their effect, computed when the task is next updated: the deadline
+    it would have now. The vruntime runs at a constant rate since ``exec_start``."""
+    cdef i64 t0 = t.exec_start
+    cdef i64 vslice, t1, period, k
+    cdef i64 tick = s.tick_ns
+    if t.deadline - t.vruntime > calc_delta_fair(s.now - t0, t):
+        return   # its deadline is not reached before now
+    # the first tick at or after the crossing renews it; then every period ticks
+    t1 = t0 + (real_ns(t.deadline - t.vruntime, t) if t.deadline > t.vruntime else 0)
+    t1 = (t1 + tick - 1) // tick * tick
+    if t1 >= s.now:
+        return   # no tick yet: update_deadline renews it now
+    vslice = calc_delta_fair(s.base_slice, t)
+    period = (real_ns(vslice, t) + tick - 1) // tick * tick
+    k = (s.now - 1 - t1) // period
+    t1 += k * period
+    t.deadline = t.vruntime + calc_delta_fair(t1 - t0, t) + vslice
+
+
 cdef void update_entity_lag(Sim s, int cpu, int ti) noexcept:
     """``update_entity_lag``: when a task leaves the queue (it sleeps, or moves) its lag
     ``V - vruntime`` is kept, clamped to ``max(2 * slice, TICK_NSEC)`` in its virtual

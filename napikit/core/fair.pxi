@@ -43,6 +43,8 @@ cdef void update_curr(Sim s, int cpu) noexcept:
     t = &s.tasks[c.curr]
     if s.now > t.exec_start:   # not while the switch to it runs (``delta_exec <= 0``)
         if t.policy == SCHED_NORMAL:
+            if s.fair_class == FAIR_EEVDF and not c.tick_pending and t.state == TS_RUNNING:
+                lone_ticks(s, t)
             t.vruntime += calc_delta_fair(s.now - t.exec_start, t)
         t.exec_start = s.now
     m = -1
@@ -58,7 +60,9 @@ cdef void update_curr(Sim s, int cpu) noexcept:
 
 
 cdef void fair_enqueue(Sim s, int cpu, int ti) noexcept:
-    """``enqueue_entity``: ``ti`` (runnable now) joins the fair run queue of ``cpu``."""
+    """``enqueue_entity``: ``ti`` joins the fair run queue of ``cpu``; called before it
+    is counted there (``update_curr`` runs on the queue without it, as the kernel's
+    does before ``__enqueue_entity``)."""
     if s.tasks[ti].policy != SCHED_NORMAL:
         return
     if s.fair_class == FAIR_EEVDF:
@@ -85,8 +89,8 @@ cdef void fair_migrate(Sim s, int ti, int from_cpu, int dest) noexcept:
         return
     if s.fair_class == FAIR_EEVDF:
         update_entity_lag(s, from_cpu, ti)
+        update_curr(s, dest)   # before it is on dest's queue
         t.cpu = dest
-        update_curr(s, dest)
         place_entity(s, dest, ti)
     else:
         # migrate_task_rq_fair: the vruntime keeps its distance to min_vruntime

@@ -293,9 +293,9 @@ cdef void activate(Sim s, int ti) noexcept:
     cdef Task* t = &s.tasks[ti]
     cdef int cpu = t.cpu
     cdef Cpu* c = &s.cpus[cpu]
+    fair_enqueue(s, cpu, ti)   # before it counts: update_curr sees the queue without it
     t.state = TS_RUNNABLE
     c.nr_running += 1
-    fair_enqueue(s, cpu, ti)
     if c.nr_running >= 2:
         tick_start(s, cpu)
     if c.curr < 0 or should_preempt(s, cpu, ti):
