@@ -12,46 +12,56 @@
 # (here: the task listed first).
 
 
-cdef i64 avg_vruntime(Sim s, int cpu, int skip, i64* load) noexcept:
-    """``avg_vruntime``: the weighted average vruntime V of the queued fair tasks but
-    ``skip`` (-1: none), rounded down, in keys relative to ``min_vruntime`` as the
-    kernel keeps it (``cfs_rq->avg_vruntime``, ``avg_load``); ``load`` gets the weight
-    sum. An empty queue's V is ``min_vruntime``."""
+cdef int fair_sums(Sim s, int cpu, int skip, i64* avg, i64* load, bint advance) noexcept:
+    """One pass over the queued fair tasks of ``cpu`` but ``skip`` (-1: none): the
+    kernel's ``cfs_rq->avg_vruntime`` (the sum of ``(vruntime - min_vruntime) *
+    weight``) into ``avg``, ``avg_load`` (the weight sum) into ``load``; returns how many
+    there are (``cfs_rq->nr_running``). With ``advance``, ``min_vruntime`` moves forward
+    to the smallest queued vruntime (``update_min_vruntime``; it is only the origin of
+    the keys, so when it moves changes nothing else)."""
     cdef Cpu* c = &s.cpus[cpu]
-    cdef i64 avg = 0, w = 0
-    cdef int i, ti
+    cdef i64 a = 0, w = 0, m = 0
+    cdef int i, ti, n = 0
     cdef Task* t
     for i in range(s.cpu_ntasks[cpu]):
         ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
         if ti != skip and fair_queued(s, cpu, ti):
             t = &s.tasks[ti]
-            avg += (t.vruntime - c.min_vruntime) * t.weight
+            a += (t.vruntime - c.min_vruntime) * t.weight
             w += t.weight
+            if n == 0 or t.vruntime < m:
+                m = t.vruntime
+            n += 1
+    if advance and skip < 0 and n and m > c.min_vruntime:
+        a -= (m - c.min_vruntime) * w   # the keys from the new origin
+        c.min_vruntime = m
+    avg[0] = a
     load[0] = w
-    if w:
+    return n
+
+
+cdef i64 avg_vruntime(Sim s, int cpu, int skip, i64* load, bint advance) noexcept:
+    """``avg_vruntime``: the weighted average vruntime V of the queued fair tasks but
+    ``skip`` (-1: none), rounded down, computed from keys relative to ``min_vruntime``
+    as the kernel keeps them; ``load`` gets the weight sum. An empty queue's V is
+    ``min_vruntime``."""
+    cdef i64 avg
+    fair_sums(s, cpu, skip, &avg, load, advance)
+    if load[0]:
         if avg < 0:
-            avg -= w - 1   # div_s64 truncates: round down instead
-        avg = avg // w
-    return c.min_vruntime + avg
+            avg -= load[0] - 1   # div_s64 truncates: round down instead
+        avg = avg // load[0]
+    return s.cpus[cpu].min_vruntime + avg
 
 
-cdef inline bint vruntime_eligible(Sim s, int cpu, i64 vruntime) noexcept:
-    """``vruntime_eligible``: ``vruntime`` is at or before V (no division:
-    ``avg >= (vruntime - min_vruntime) * load``)."""
-    cdef Cpu* c = &s.cpus[cpu]
-    cdef i64 avg = 0, w = 0
-    cdef int i, ti
-    cdef Task* t
-    for i in range(s.cpu_ntasks[cpu]):
-        ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
-        if fair_queued(s, cpu, ti):
-            t = &s.tasks[ti]
-            avg += (t.vruntime - c.min_vruntime) * t.weight
-            w += t.weight
-    return avg >= (vruntime - c.min_vruntime) * w
+cdef inline bint vruntime_eligible(Sim s, int cpu, i64 vruntime, i64 avg, i64 load) noexcept:
+    """``vruntime_eligible``: ``vruntime`` is at or before V, from the queue's sums
+    (:func:`fair_sums`), without a division: ``avg >= (vruntime - min_vruntime) *
+    load``."""
+    return avg >= (vruntime - s.cpus[cpu].min_vruntime) * load
 
 
-cdef inline i64 fair_nr_running(Sim s, int cpu) noexcept:
+cdef inline int fair_nr_running(Sim s, int cpu) noexcept:
     """``cfs_rq->nr_running``: the queued fair tasks, the running one included."""
     cdef int i, n = 0
     for i in range(s.cpu_ntasks[cpu]):
@@ -109,10 +119,12 @@ cdef void update_entity_lag(Sim s, int cpu, int ti) noexcept:
     ``V - vruntime`` is kept, clamped to ``max(2 * slice, TICK_NSEC)`` in its virtual
     time either way."""
     cdef Task* t = &s.tasks[ti]
-    cdef i64 load
-    cdef i64 lag = avg_vruntime(s, cpu, -1, &load) - t.vruntime
-    cdef i64 limit = calc_delta_fair(
-        2 * s.base_slice if 2 * s.base_slice > s.tick_ns else s.tick_ns, t)
+    cdef i64 load, lag, limit
+    if s.cpus[cpu].nr_running == 1 and t.cpu == cpu:
+        t.vlag = 0   # alone on the queue, it is V
+        return
+    lag = avg_vruntime(s, cpu, -1, &load, True) - t.vruntime
+    limit = calc_delta_fair(2 * s.base_slice if 2 * s.base_slice > s.tick_ns else s.tick_ns, t)
     if lag > limit:
         lag = limit
     elif lag < -limit:
@@ -126,10 +138,12 @@ cdef void place_entity(Sim s, int cpu, int ti) noexcept:
     load``), and its deadline one slice later; a new task (``ENQUEUE_INITIAL``) gets
     half a slice (``PLACE_DEADLINE_INITIAL``)."""
     cdef Task* t = &s.tasks[ti]
-    cdef i64 load
-    cdef i64 v = avg_vruntime(s, cpu, ti, &load)
-    cdef i64 lag = 0
+    cdef i64 load = 0, v, lag = 0
     cdef i64 vslice = calc_delta_fair(s.base_slice, t)
+    if s.cpus[cpu].nr_running == 0:
+        v = s.cpus[cpu].min_vruntime   # an empty queue (the task is not counted yet)
+    else:
+        v = avg_vruntime(s, cpu, ti, &load, True)
     if s.place_lag and load:
         lag = t.vlag * (load + t.weight)
         # div_s64 truncates towards zero
@@ -147,19 +161,19 @@ cdef int pick_eevdf(Sim s, int cpu) noexcept:
     eligible and still on the slice it was picked with."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef int curr = c.curr
-    cdef int best = -1
-    cdef int i, ti, n = 0, only = -1
+    cdef int best = -1, first = -1
+    cdef int i, ti, n
+    cdef i64 avg, load
     cdef Task* t
-    for i in range(s.cpu_ntasks[cpu]):
-        ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
-        if fair_queued(s, cpu, ti):
-            n += 1
-            only = ti
-    if n <= 1:
-        return only
+    n = fair_sums(s, cpu, -1, &avg, &load, True)
+    if n == 0:
+        return -1
     if curr >= 0 and not (s.tasks[curr].policy == SCHED_NORMAL and
-                          s.tasks[curr].state == TS_RUNNING and
-                          vruntime_eligible(s, cpu, s.tasks[curr].vruntime)):
+                          s.tasks[curr].state == TS_RUNNING):
+        curr = -1
+    if n == 1 and curr >= 0:
+        return curr
+    if curr >= 0 and not vruntime_eligible(s, cpu, s.tasks[curr].vruntime, avg, load):
         curr = -1
     if s.run_to_parity and curr >= 0 and \
             s.tasks[curr].picked_deadline == s.tasks[curr].deadline:
@@ -169,13 +183,17 @@ cdef int pick_eevdf(Sim s, int cpu) noexcept:
         if ti == c.curr or not fair_queued(s, cpu, ti):
             continue
         t = &s.tasks[ti]
+        if first < 0:
+            first = ti
+        if n == 1:
+            return ti
         if (best < 0 or t.deadline < s.tasks[best].deadline) and \
-                vruntime_eligible(s, cpu, t.vruntime):
+                vruntime_eligible(s, cpu, t.vruntime, avg, load):
             best = ti
     if best < 0 or (curr >= 0 and s.tasks[curr].deadline < s.tasks[best].deadline):
         best = curr
     if best < 0:
         # cannot happen (the task furthest behind is eligible); never idle with a
         # queue, whatever rounding did
-        best = only
+        best = first if first >= 0 else c.curr
     return best

@@ -32,8 +32,9 @@ cdef inline i64 calc_delta_fair(i64 delta, Task* t) noexcept:
 cdef void update_curr(Sim s, int cpu) noexcept:
     """``update_curr``: charge the running task's time to its vruntime and move
     ``min_vruntime`` forward (``update_min_vruntime``: the smallest vruntime among the
-    queued tasks, never backwards); under EEVDF a task past its deadline gets the next
-    one (``update_deadline``)."""
+    queued tasks, never backwards; under EEVDF where the queue is next summed,
+    :func:`fair_sums`); under EEVDF a task past its deadline gets the next one
+    (``update_deadline``)."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef Task* t
     cdef int i, ti
@@ -41,10 +42,19 @@ cdef void update_curr(Sim s, int cpu) noexcept:
     if c.curr < 0:
         return
     t = &s.tasks[c.curr]
-    if s.now > t.exec_start:   # not while the switch to it runs (``delta_exec <= 0``)
+    if s.fair_class == FAIR_EEVDF:
+        # min_vruntime moves in fair_sums, where the queue is scanned anyway
+        if s.now > t.exec_start:   # not while the switch to it runs (delta_exec <= 0)
+            if t.policy == SCHED_NORMAL:
+                if not c.tick_pending and t.state == TS_RUNNING:
+                    lone_ticks(s, t)
+                t.vruntime += calc_delta_fair(s.now - t.exec_start, t)
+            t.exec_start = s.now
+            if t.policy == SCHED_NORMAL and t.state == TS_RUNNING:
+                update_deadline(s, cpu, c.curr)
+        return
+    if s.now > t.exec_start:
         if t.policy == SCHED_NORMAL:
-            if s.fair_class == FAIR_EEVDF and not c.tick_pending and t.state == TS_RUNNING:
-                lone_ticks(s, t)
             t.vruntime += calc_delta_fair(s.now - t.exec_start, t)
         t.exec_start = s.now
     m = -1
@@ -55,8 +65,6 @@ cdef void update_curr(Sim s, int cpu) noexcept:
                 m = s.tasks[ti].vruntime
     if m > c.min_vruntime:
         c.min_vruntime = m
-    if s.fair_class == FAIR_EEVDF and t.policy == SCHED_NORMAL and t.state == TS_RUNNING:
-        update_deadline(s, cpu, c.curr)
 
 
 cdef void fair_enqueue(Sim s, int cpu, int ti) noexcept:

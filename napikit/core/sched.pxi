@@ -382,17 +382,23 @@ cdef void schedule(Sim s, int cpu) noexcept:
     cdef Cpu* c = &s.cpus[cpu]
     cdef int prev = c.curr
     cdef int best = -1
-    cdef int i, ti
+    cdef int i, ti, nfair = 0, onefair = -1
     cdef Task* t
     update_curr(s, cpu)
     for i in range(s.cpu_ntasks[cpu]):
         ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
         t = &s.tasks[ti]
-        if t.policy == SCHED_FIFO and (t.state == TS_RUNNING or t.state == TS_RUNNABLE) \
-                and (best < 0 or t.prio > s.tasks[best].prio):
-            best = ti
-    if best < 0:
-        best = fair_pick(s, cpu)
+        if t.state != TS_RUNNING and t.state != TS_RUNNABLE:
+            continue
+        if t.policy == SCHED_FIFO:
+            if best < 0 or t.prio > s.tasks[best].prio:
+                best = ti
+        elif t.cpu == cpu:
+            nfair += 1
+            onefair = ti
+    if best < 0 and nfair:
+        # a lone fair task is what either class picks
+        best = onefair if nfair == 1 else fair_pick(s, cpu)
     c.need_resched = 0
     if best == prev:
         if prev >= 0:
@@ -441,7 +447,7 @@ cdef void log_switch(Sim s, int cpu, int prev, int next) noexcept:
     r[4] = s.tasks[prev].vruntime if prev >= 0 else 0
     r[5] = s.tasks[next].vruntime if next >= 0 else 0
     r[6] = s.tasks[next].deadline if next >= 0 else 0
-    r[7] = avg_vruntime(s, cpu, -1, &load)
+    r[7] = avg_vruntime(s, cpu, -1, &load, False)   # logging changes nothing
     r[8] = s.tasks[prev].vlag if prev >= 0 else 0
     r[9] = s.tasks[prev].state if prev >= 0 else -1
 

@@ -153,13 +153,14 @@ def test_lag_stays_within_a_slice_and_a_tick(mix):
     base_slice = config.kernel.sched_tunables(config.ncpus)[3]
     tick = 1_000_000_000 // config.kernel.hz
     slack = 20_000  # a BH section or a step the switch had to wait for
+    fair = {p["next"] for p in picks}
     for r in picks:
         bound = (base_slice + tick + slack) * NICE_0 // _weight(config, raw, r["next"])
         assert r["avg_vruntime"] - r["vruntime"] <= bound
-        if r["prev"] < 0 or r["prev"] not in {p["next"] for p in picks}:
+        if r["prev"] not in fair:
             continue
         w = _weight(config, raw, r["prev"])
-        if raw["tasks"] and r["prev_state"] == 0:   # preempted while running
+        if r["prev_state"] == 0:                    # preempted while running
             assert r["prev_vruntime"] - r["avg_vruntime"] <= \
                 (base_slice + tick + slack) * NICE_0 // w
         elif r["prev_state"] == 2:                  # went to sleep: the lag it keeps
