@@ -43,7 +43,8 @@ def validatable_policies(facts: dict[str, Any]) -> list[str]:
 
 def host_facts(root: Path | str = ROOT) -> dict[str, Any]:
     """The facts of the host under ``root``: CPUs, kernel, HZ, preemption model,
-    cpuidle, RPS/RFS settings of ``lo``, ``net.core`` sysctls, the command line."""
+    cpuidle, EEVDF's base slice and scheduler features (with debugfs), RPS/RFS settings
+    of ``lo``, ``net.core`` sysctls, the command line."""
     cmdline = procfs.cmdline(root)
     model, model_source = procfs.preempt_model(root)
     try:
@@ -69,6 +70,8 @@ def host_facts(root: Path | str = ROOT) -> dict[str, Any]:
             _drop_none(attrs.asdict(s)) for s in procfs.cpuidle_states(0, root)
         ],
         "haltpoll": procfs.haltpoll_params(root),
+        "sched_base_slice_ns": procfs.sched_base_slice_ns(root),
+        "sched_features": procfs.sched_features(root) or None,
         "lo_rps_cpus": rps,
         "lo_rps_flow_cnt": flow_cnt,
         "net_core": _drop_none(dict(procfs.net_core_sysctls(root))),

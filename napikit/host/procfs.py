@@ -398,6 +398,20 @@ def kernel_config(root: Path | str = ROOT) -> dict[str, str]:
     return out
 
 
+def sched_base_slice_ns(root: Path | str = ROOT) -> int | None:
+    """EEVDF's ``sysctl_sched_base_slice`` in force (already scaled by the CPU count):
+    ``/sys/kernel/debug/sched/base_slice_ns`` (``kernel/sched/debug.c``); ``None``
+    without debugfs or before EEVDF."""
+    return _opt_int(read_optional(root, "/sys/kernel/debug/sched/base_slice_ns"))
+
+
+def sched_features(root: Path | str = ROOT) -> dict[str, bool]:
+    """The scheduler features and whether each is on: ``/sys/kernel/debug/sched/features``
+    (``sched_feat_show``: each name, ``NO_`` before those off); empty without debugfs."""
+    text = read_optional(root, "/sys/kernel/debug/sched/features") or ""
+    return {name.removeprefix("NO_"): not name.startswith("NO_") for name in text.split()}
+
+
 def hz(root: Path | str = ROOT) -> int | None:
     """The kernel's tick rate, ``CONFIG_HZ`` from ``/proc/config.gz``; ``None`` when
     unknown (``sysconf(_SC_CLK_TCK)`` is USER_HZ, always 100, not HZ)."""

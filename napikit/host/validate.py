@@ -106,19 +106,31 @@ def sched_params(host: dict[str, Any]) -> dict[str, Any]:
     """The fair class of the host's kernel release (``kernel_release``, ``uname -r``):
     CFS before 6.6, EEVDF since, with the base slice of its release: 0.75 ms up to
     6.14, 0.70 ms from 6.15 ("sched/fair: Reduce the default slice"), both scaled by
-    ``1 + ilog2(min(ncpus, 8))``. An unreadable release: the defaults (EEVDF, 0.75 ms)."""
+    ``1 + ilog2(min(ncpus, 8))``. Where debugfs was readable, the slice in force
+    (``sched_base_slice_ns``) and the PLACE_LAG and RUN_TO_PARITY features
+    (``sched_features``) are taken as recorded. An unreadable release: the defaults
+    (EEVDF, 0.75 ms)."""
     m = re.match(r"(\d+)\.(\d+)", str(host.get("kernel_release", "")))
     if not m:
         return {}
     version = (int(m.group(1)), int(m.group(2)))
     if version < (6, 6):
         return {"scheduler": "cfs"}
-    if version < (6, 15):
-        return {"scheduler": "eevdf"}
-    ncpus = host.get("ncpus")
-    n = min(max(ncpus, 1), 8) if isinstance(ncpus, int) else 1
-    factor = 1 + (n.bit_length() - 1)
-    return {"scheduler": "eevdf", "sched_base_slice_ns": 700_000 * factor}
+    out: dict[str, Any] = {"scheduler": "eevdf"}
+    recorded = host.get("sched_base_slice_ns")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0:
+        out["sched_base_slice_ns"] = recorded
+    elif version >= (6, 15):
+        ncpus = host.get("ncpus")
+        n = min(max(ncpus, 1), 8) if isinstance(ncpus, int) else 1
+        out["sched_base_slice_ns"] = 700_000 * (1 + (n.bit_length() - 1))
+    features = host.get("sched_features")
+    if isinstance(features, dict):
+        for name, field_name in (("PLACE_LAG", "sched_place_lag"),
+                                 ("RUN_TO_PARITY", "sched_run_to_parity")):
+            if isinstance(features.get(name), bool):
+                out[field_name] = features[name]
+    return out
 
 
 def preempt_params(host: dict[str, Any]) -> dict[str, Any]:

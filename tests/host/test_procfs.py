@@ -141,6 +141,26 @@ def test_preempt_from_debugfs_wins(fake_root: Path) -> None:
     assert procfs.preempt_model(fake_root)[0] == "full"
 
 
+def test_eevdf_slice_and_features_from_debugfs(fake_root: Path) -> None:
+    """base_slice_ns is the slice in force; features lists each name, NO_ before the
+    ones that are off."""
+    sched = fake_root / "sys/kernel/debug/sched"
+    sched.mkdir(parents=True)
+    (sched / "base_slice_ns").write_text("2800000\n")
+    (sched / "features").write_text("PLACE_LAG PLACE_DEADLINE_INITIAL NO_RUN_TO_PARITY "
+                                     "DELAY_DEQUEUE\n")
+    assert procfs.sched_base_slice_ns(fake_root) == 2_800_000
+    features = procfs.sched_features(fake_root)
+    assert features["PLACE_LAG"] and features["DELAY_DEQUEUE"]
+    assert features["RUN_TO_PARITY"] is False
+
+
+def test_no_debugfs_no_eevdf_facts(fake_root: Path) -> None:
+    """Without debugfs (the development guest) neither is known."""
+    assert procfs.sched_base_slice_ns(fake_root) is None
+    assert procfs.sched_features(fake_root) == {}
+
+
 def test_preempt_from_command_line(fake_root: Path) -> None:
     """preempt= on the command line overrides the configured default."""
     (fake_root / "proc/cmdline").write_text("quiet preempt=voluntary\n")

@@ -190,6 +190,16 @@ def test_the_kernel_release_sets_the_fair_class(release, ncpus, expected) -> Non
     assert validate.kernel_params(host).scheduler == expected.get("scheduler", "eevdf")
 
 
+def test_recorded_slice_and_features_win_over_the_release() -> None:
+    """Where calibrate could read debugfs, the slice in force and PLACE_LAG /
+    RUN_TO_PARITY are used as recorded."""
+    host = {"kernel_release": "6.18.44", "ncpus": 2, "sched_base_slice_ns": 3_000_000,
+            "sched_features": {"PLACE_LAG": True, "RUN_TO_PARITY": False}}
+    kernel = validate.kernel_params(host)
+    assert kernel.sched_base_slice_ns == 3_000_000
+    assert kernel.sched_place_lag and not kernel.sched_run_to_parity
+
+
 def test_scheduler_option_overrides_the_hosts(examples: Path) -> None:
     """``validate --scheduler cfs`` simulates CFS on a 6.18 host's files, and says so:
     the reader on its sender's CPU then preempts the sender after every datagram."""
