@@ -53,7 +53,7 @@ _PRIO_TO_WEIGHT = (
 SWITCH_LOG_FIELDS = ("time", "cpu", "prev", "next", "prev_vruntime", "vruntime",
                      "deadline", "avg_vruntime", "prev_vlag", "prev_state")
 cdef enum:
-    PICK_LOG_FIELDS = 10
+    SWITCH_LOG_WIDTH = 10
 
 # The event loop looks for a pending signal (Ctrl-C) once per this many events.
 cdef enum:
@@ -107,10 +107,10 @@ cdef class Sim:
     cdef int fair_class            # FAIR_EEVDF / FAIR_CFS (KernelParams.scheduler)
     cdef i64 base_slice            # sysctl_sched_base_slice
     cdef bint place_lag, run_to_parity
-    # the pick log (record_picks): what __schedule chose, for checking a scheduler
-    # class against hand-computed schedules
-    cdef i64* pick_log
-    cdef i64 pick_log_cap, pick_log_n
+    # the switch log (record_switches): what __schedule switched to, for checking a
+    # scheduler class against hand-computed schedules
+    cdef i64* swlog
+    cdef i64 swlog_cap, swlog_n
     cdef bint forced_irqthreads
     cdef bint preempt_rt
     cdef bint ksoftirqd_do_its_job
@@ -587,7 +587,7 @@ cdef class Sim:
         free(self.cpus)
         free(self.sd)
         free(self.tasks)
-        free(self.pick_log)
+        free(self.swlog)
         free(self.cpu_tasks)
         free(self.cpu_ntasks)
         free(self.ksoftirqd_task)
@@ -717,14 +717,14 @@ cdef class Sim:
             raise RuntimeError("record_switches comes before run")
         if n < 0:
             raise ValueError("record_switches: n must be at least 0")
-        free(self.pick_log)
-        self.pick_log = NULL
-        self.pick_log_n = 0
-        self.pick_log_cap = 0
+        free(self.swlog)
+        self.swlog = NULL
+        self.swlog_n = 0
+        self.swlog_cap = 0
         if n:
-            self.pick_log = <i64*>checked_calloc(n * PICK_LOG_FIELDS, sizeof(i64),
-                                                  "the switch log ({} entries)")
-            self.pick_log_cap = n
+            self.swlog = <i64*>checked_calloc(n * SWITCH_LOG_WIDTH, sizeof(i64),
+                                              "the switch log ({} entries)")
+            self.swlog_cap = n
 
     def switch_log(self):
         """The switches logged (:meth:`record_switches`), each a dict of
@@ -732,8 +732,8 @@ cdef class Sim:
         ``prev_state`` a :data:`TASK_STATES` index (-1: idle); task ``i`` is row ``i`` of
         ``raw_results()["tasks"]``."""
         cdef i64 i, j
-        return [{SWITCH_LOG_FIELDS[j]: self.pick_log[i * PICK_LOG_FIELDS + j]
-                 for j in range(PICK_LOG_FIELDS)} for i in range(self.pick_log_n)]
+        return [{SWITCH_LOG_FIELDS[j]: self.swlog[i * SWITCH_LOG_WIDTH + j]
+                 for j in range(SWITCH_LOG_WIDTH)} for i in range(self.swlog_n)]
 
     def raw_results(self):
         """Counters, per-CPU rows and histograms as plain Python values."""

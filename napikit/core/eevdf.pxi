@@ -61,25 +61,17 @@ cdef inline bint vruntime_eligible(Sim s, int cpu, i64 vruntime, i64 avg, i64 lo
     return avg >= (vruntime - s.cpus[cpu].min_vruntime) * load
 
 
-cdef inline int fair_nr_running(Sim s, int cpu) noexcept:
-    """``cfs_rq->nr_running``: the queued fair tasks, the running one included."""
-    cdef int i, n = 0
-    for i in range(s.cpu_ntasks[cpu]):
-        if fair_queued(s, cpu, s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]):
-            n += 1
-    return n
-
-
 cdef void update_deadline(Sim s, int cpu, int ti) noexcept:
     """``update_deadline``: a task whose vruntime has reached its deadline has used its
     slice: the next deadline is one slice further, and if another task is queued the
     CPU is asked to reschedule (``resched_curr``)."""
     cdef Task* t = &s.tasks[ti]
     cdef Cpu* c = &s.cpus[cpu]
+    cdef i64 avg, load
     if t.vruntime < t.deadline:
         return
     t.deadline = t.vruntime + calc_delta_fair(s.base_slice, t)
-    if fair_nr_running(s, cpu) > 1 and not c.need_resched:
+    if fair_sums(s, cpu, -1, &avg, &load, True) > 1 and not c.need_resched:
         c.need_resched = 1
         resched_curr(s, cpu)
 

@@ -42,21 +42,19 @@ cdef void update_curr(Sim s, int cpu) noexcept:
     if c.curr < 0:
         return
     t = &s.tasks[c.curr]
-    if s.fair_class == FAIR_EEVDF:
-        # min_vruntime moves in fair_sums, where the queue is scanned anyway
-        if s.now > t.exec_start:   # not while the switch to it runs (delta_exec <= 0)
-            if t.policy == SCHED_NORMAL:
-                if not c.tick_pending and t.state == TS_RUNNING:
-                    lone_ticks(s, t)
-                t.vruntime += calc_delta_fair(s.now - t.exec_start, t)
-            t.exec_start = s.now
-            if t.policy == SCHED_NORMAL and t.state == TS_RUNNING:
-                update_deadline(s, cpu, c.curr)
-        return
-    if s.now > t.exec_start:
+    if s.now > t.exec_start:   # not while the switch to it runs (EEVDF)
         if t.policy == SCHED_NORMAL:
+            if s.fair_class == FAIR_EEVDF and not c.tick_pending and t.state == TS_RUNNING:
+                lone_ticks(s, t)
             t.vruntime += calc_delta_fair(s.now - t.exec_start, t)
         t.exec_start = s.now
+    elif s.fair_class == FAIR_EEVDF:
+        return   # delta_exec <= 0
+    if s.fair_class == FAIR_EEVDF:
+        # min_vruntime moves in fair_sums, where the queue is scanned anyway
+        if t.policy == SCHED_NORMAL and t.state == TS_RUNNING:
+            update_deadline(s, cpu, c.curr)
+        return
     m = -1
     for i in range(s.cpu_ntasks[cpu]):
         ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
@@ -109,13 +107,12 @@ cdef void fair_migrate(Sim s, int ti, int from_cpu, int dest) noexcept:
 cdef bint fair_wakeup_preempt(Sim s, int cpu, int ti) noexcept:
     """``check_preempt_wakeup_fair`` (``check_preempt_wakeup`` before EEVDF): whether
     the fair task ``ti``, just enqueued, preempts the fair task running on ``cpu``."""
-    if s.fair_class == FAIR_EEVDF:
-        update_curr(s, cpu)
-        if s.cpus[cpu].need_resched:
-            return False   # test_tsk_need_resched(curr): a switch is due already
-        return pick_eevdf(s, cpu) == ti
     update_curr(s, cpu)
-    return cfs_wakeup_preempt(s, cpu, ti)
+    if s.fair_class == FAIR_CFS:
+        return cfs_wakeup_preempt(s, cpu, ti)
+    if s.cpus[cpu].need_resched:
+        return False   # test_tsk_need_resched(curr): a switch is due already
+    return pick_eevdf(s, cpu) == ti
 
 
 cdef int fair_pick(Sim s, int cpu) noexcept:

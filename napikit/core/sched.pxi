@@ -406,7 +406,7 @@ cdef void schedule(Sim s, int cpu) noexcept:
             resume_task(s, cpu, prev)
         return
     s.context_switches += 1
-    if s.pick_log_cap:
+    if s.swlog_cap:
         log_switch(s, cpu, prev, best)
     if prev >= 0:
         t = &s.tasks[prev]
@@ -436,10 +436,10 @@ cdef void log_switch(Sim s, int cpu, int prev, int next) noexcept:
     if it sleeps (EEVDF; 0 under CFS) and its state."""
     cdef i64* r
     cdef i64 load
-    if s.pick_log_n >= s.pick_log_cap:
+    if s.swlog_n >= s.swlog_cap:
         return
-    r = &s.pick_log[s.pick_log_n * PICK_LOG_FIELDS]
-    s.pick_log_n += 1
+    r = &s.swlog[s.swlog_n * SWITCH_LOG_WIDTH]
+    s.swlog_n += 1
     r[0] = s.now
     r[1] = cpu
     r[2] = prev
