@@ -979,8 +979,8 @@ typedef struct {
 
 typedef struct {
     int cpu_b;
-    volatile int word;               /* 0: B waits, 1: B goes */
-    volatile int stop, ready;
+    volatile int word;               /* 0: B waits, 1: B goes, 2: B stops */
+    volatile int ready;
     volatile int64_t seq, t_block;   /* B's blocks so far, and when the last one began */
     volatile int64_t t_wake;         /* when A began its last wake-up */
     int64_t *lat, nlat, cap;         /* B's wake latencies, of the wake-ups it slept through */
@@ -999,15 +999,19 @@ static void *nk_ie_b(void *p)
     for (int64_t k = 1;; k++) {
         s->t_block = nk_mono();
         __atomic_store_n(&s->seq, k, __ATOMIC_RELEASE);
-        int slept = 0;
-        while (__atomic_load_n(&s->word, __ATOMIC_ACQUIRE) == 0)
+        int slept = 0, w, go = 1;
+        while ((w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE)) == 0)
             if (nk_futex((int *)&s->word, FUTEX_WAIT_PRIVATE, 0) == 0)
                 slept = 1;
-        if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE))
+        if (w == 2)
             break;
         if (slept && s->nlat < s->cap)
             s->lat[s->nlat++] = nk_mono() - s->t_wake;
-        __atomic_store_n(&s->word, 0, __ATOMIC_RELEASE);
+        /* 1 -> 0 only: a plain store could overwrite A's stop, made while B was on its
+         * way here, and B would then wait for a wake-up that never comes */
+        if (!__atomic_compare_exchange_n(&s->word, &go, 0, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            break;
     }
     s->cpu_ns = nk_cpu() - c0;
     nk_rusage(&v1, &i1);
@@ -1066,8 +1070,7 @@ static void nk_idle_entry_pinned(int cpu_a, int cpu_b, int64_t delay_ns, int64_t
     }
 stop:
     r->wall_ns = nk_mono() - t0;
-    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&s.word, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s.word, 2, __ATOMIC_RELEASE);
     nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
     pthread_join(tb, NULL);
     r->b_nvcsw = s.nvcsw;

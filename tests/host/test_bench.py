@@ -129,3 +129,12 @@ def test_idle_entry_is_bounded_and_wakes_each_block_once() -> None:
     assert os.sched_getaffinity(0) == before
     with pytest.raises(ValueError):
         _bench.idle_entry(A, B, -1)
+
+
+def test_idle_entry_ends_when_its_stop_races_the_last_wake_up() -> None:
+    """Many short calls, each ending right after a wake-up that B may still be acting
+    on: B must see the stop, not overwrite it and wait for ever (it used to, about once
+    in a few hundred calls; the suite's timeout turns a hang into a failure)."""
+    for _ in range(2000):
+        r = _bench.idle_entry(A, B, 0, seconds=1.0, max_wakes=3)
+        assert 0 < r["wakes"] <= 3
