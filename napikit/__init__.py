@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from napikit import scenarios  # noqa: E402
 from napikit.config import (  # noqa: E402
     Config,
+    CostDistribution,
     CostModel,
     CpuHotplug,
     Cyclictest,
@@ -40,7 +41,8 @@ from napikit.results import (  # noqa: E402
 from napikit.simulation import Simulation, simulate  # noqa: E402
 
 __all__ = [
-    "Action", "CompiledPolicy", "Config", "ConfigError", "CostModel", "CpuHotplug",
+    "Action", "CompiledPolicy", "Config", "ConfigError", "CostDistribution", "CostModel",
+    "CpuHotplug",
     "CpuTime", "Cyclictest", "Drops", "HotplugRecord", "KernelParams", "Latency",
     "LoopbackUdp", "NapikitError", "NicIrq", "PluginError", "PolicyError", "PolicyOption",
     "PolicyRegistry", "PolicySpec", "Result", "Simulation", "SoftirqAction", "SoftnetStat",

@@ -10,6 +10,7 @@ from napikit.decision import CompiledPolicy
 BUCKET_NAMES: tuple[str, ...]
 TASK_KINDS: tuple[str, ...]
 TASK_STATES: tuple[str, ...]
+COST_NAMES: tuple[str, ...]
 #: The fields of a switch-log record (:meth:`Sim.switch_log`).
 SWITCH_LOG_FIELDS: tuple[str, ...]
 

@@ -34,6 +34,14 @@ BUCKET_NAMES = ("hardirq", "softirq", "ksoftirqd", "backlog_thread", "irq_thread
 TASK_KINDS = ("sender", "receiver", "ksoftirqd", "backlog_napi", "irq_thread",
               "cyclictest", "stopper")
 TASK_STATES = ("running", "runnable", "sleeping", "waking", "dead", "parked", "absent")
+#: The costs that may be drawn per operation, in the order of core/defs.pxi's K_* slots.
+COST_NAMES = ("netif_rx_ns", "nic_irq_ns", "protocol_rx_ns", "udp_sendmsg_ns",
+              "udp_recvmsg_ns", "ipi_send_ns", "ipi_latency_ns", "ipi_handler_ns",
+              "context_switch_ns", "wakeup_ns", "wakeup_latency_ns", "softirq_entry_ns",
+              "hrtimer_irq_ns", "remote_skb_ns", "remote_sock_ns", "recv_block_ns",
+              "idle_entry_ns", "idle_exit_poll_ns", "skb_free_ns")
+# seeds the draws' stream apart from the arrivals' (the same seed, another stream)
+cdef u64 COST_STREAM = 0xC0575EED5EED1234ULL
 
 # The run starts on a machine that has been up a while: CPU min_vruntime is this far
 # along, the workload's senders start there (a fork is placed at min_vruntime) and every
@@ -124,6 +132,11 @@ cdef class Sim:
     cdef i64 c_wakeup, c_wakeup_latency, c_softirq_entry, c_hrtimer_irq
     cdef i64 c_remote_skb, c_remote_sock, c_recv_block, c_idle_entry, c_idle_exit_poll
     cdef bint loc_on              # a location cost is not zero (B.10.6)
+    cdef u32 dist_mask            # costs drawn per operation (Config.cost_distributions)
+    cdef bint rx_drawn            # protocol receive or a location cost is drawn
+    cdef bint rx_by_packet        # loc_on or rx_drawn: a poll step's cost is per packet
+    cdef CostDist dist[K_COUNT]
+    cdef u64 cost_rng[4]          # the draws' own stream: a drawn cost moves no arrival
     cdef int rx_n_max             # most packets whose protocol_rx_ns sum is below T_NEVER
     cdef bint has_sockets         # some packets go to a socket (loopback UDP)
     cdef CompiledPolicy policy
@@ -287,6 +300,7 @@ cdef class Sim:
         self.loc_on = c.remote_skb_ns > 0 or c.remote_sock_ns > 0
         self.rx_n_max = min(T_NEVER // c.protocol_rx_ns, 2**31 - 1) if c.protocol_rx_ns else 2**31 - 1
         rng_seed(self.rng, config.seed)
+        self._setup_costs(config)
 
         self.now = 0
         self.packets_left = config.packets if config.packets is not None else (1 << 62)
@@ -372,6 +386,43 @@ cdef class Sim:
             if cpu in fl_cpus:
                 self.sd[cpu].fl_on = 1
                 self.sd[cpu].fl_log_buckets = log_b
+
+    cdef void _setup_costs(self, config):
+        """Lay out ``Config.cost_distributions`` for ``cost_draw`` (core/costs.pxi)."""
+        cdef int k, i
+        cdef CostDist* d
+        rng_seed(self.cost_rng, config.seed ^ COST_STREAM)
+        memset(self.dist, 0, sizeof(self.dist))
+        caps = config.cost_caps()
+        for name, dist in config.cost_distributions.items():
+            k = COST_NAMES.index(name)
+            mean = getattr(config.costs, name)
+            if dist.kind == "constant" or mean == 0:
+                continue
+            d = &self.dist[k]
+            d.cap = caps[name]
+            d.mean = mean
+            if dist.kind == "exponential":
+                d.kind = DIST_EXPONENTIAL
+            elif dist.kind == "lognormal":
+                d.kind = DIST_LOGNORMAL
+                d.sigma = dist.sigma
+                d.mu = log(mean) - dist.sigma * dist.sigma / 2
+            else:
+                d.kind = DIST_EMPIRICAL
+                d.n = len(dist.values)
+                d.value = <double*>checked_calloc(d.n, sizeof(double), "a cost histogram ({})")
+                d.cdf = <double*>checked_calloc(d.n, sizeof(double), "a cost histogram ({})")
+                scale = mean / dist.mean
+                total = 0.0
+                for i in range(d.n):
+                    d.value[i] = dist.values[i] * scale
+                    total += dist.weights[i]
+                    d.cdf[i] = total
+            self.dist_mask |= (<u32>1) << k
+        self.rx_drawn = (self.dist_mask >> K_PROTOCOL_RX | self.dist_mask >> K_REMOTE_SKB
+                         | self.dist_mask >> K_REMOTE_SOCK) & 1
+        self.rx_by_packet = self.loc_on or self.rx_drawn
 
     cdef void _setup_defer(self, k, c):
         cdef int cpu
@@ -563,6 +614,9 @@ cdef class Sim:
 
     def __dealloc__(self):
         cdef int i
+        for i in range(K_COUNT):
+            free(self.dist[i].value)
+            free(self.dist[i].cdf)
         if self.sd != NULL:
             for i in range(self.ncpus):
                 free(self.sd[i].input_pkt_queue.buf)
@@ -834,14 +888,14 @@ cdef void ipi_arrives(Sim s, int cpu) noexcept:
     rps_trigger_softirq(s, cpu)
     csd_flush(s, cpu)
     if s.idle_poll and c.curr < 0 and c.level == L_NONE and not c.softirq_active:
-        cpu_charge(s, cpu, s.c_ipi_handler, B_SOFTIRQ)
+        cpu_charge(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler), B_SOFTIRQ)
         if s.forced_irqthreads:
             s.rt_idle_softirq_warnings += 1
             wakeup_softirqd(s, cpu, B_SOFTIRQ)
         else:
             softirq_start(s, cpu, -1)
         return
-    irq_exit(s, cpu, s.c_ipi_handler)
+    irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler))
 
 
 cdef void kick_arrives(Sim s, int cpu) noexcept:
@@ -928,6 +982,7 @@ def histogram_summary(values):
 
 include "core/events.pxi"
 include "core/rng.pxi"
+include "core/costs.pxi"
 include "core/metrics.pxi"
 include "core/softnet.pxi"
 include "core/rps.pxi"

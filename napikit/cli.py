@@ -294,10 +294,13 @@ def _configure(config: Config, args: argparse.Namespace) -> Config:
         for name in ("seed", "packets", "ncpus") if getattr(args, name) is not None
     ]
     if getattr(args, "costs", None) is not None:
-        # A calibrated cost file first, so --set costs.NAME still overrides it.
-        from napikit.host.costfile import load_costs
+        # A calibrated cost file first, so --set costs.NAME still overrides it; the
+        # shapes it measured replace those of the same costs.
+        from napikit.host.costfile import load
 
-        config = config.evolve(costs=load_costs(args.costs))
+        loaded = load(args.costs)
+        config = config.evolve(costs=loaded.costs, cost_distributions={
+            **config.cost_distributions, **loaded.distributions})
     config = apply_overrides(config, shorthands + args.set)
     if args.cyclictest or args.hotplug:
         config = config.evolve(workloads=config.workloads + tuple(args.cyclictest),

@@ -381,6 +381,104 @@ class CostModel:
     skb_free_ns: int = _cost(100)
 
 
+#: The shapes a cost may take (:class:`CostDistribution`).
+DISTRIBUTION_KINDS = ("constant", "exponential", "lognormal", "empirical")
+#: A draw is truncated at this many times its mean (and at ``COST_MAX_NS``).
+DRAW_CAP_FACTOR = 1000
+LOGNORMAL_SIGMA_MAX = 3.0
+EMPIRICAL_BINS_MAX = 4096
+
+
+def _float_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+@frozen
+class CostDistribution:
+    """The shape of one cost around its mean: the :class:`CostModel` field's value is
+    the mean, this says how single operations spread around it.
+
+    ``constant`` (every operation costs the mean), ``exponential`` (mean as given),
+    ``lognormal`` (``sigma`` is the standard deviation of the cost's logarithm; its
+    coefficient of variation is ``sqrt(exp(sigma**2) - 1)``), or ``empirical``: the
+    discrete distribution of ``values`` with relative ``weights`` (a histogram, e.g. what
+    ``napikit calibrate`` measured), scaled so that its mean is the field's value, so a
+    scaled cost keeps its measured shape. Draws come from the run's seeded generator
+    (a stream of their own: a distribution on one cost leaves the arrivals as they
+    were), are rounded to whole ns and truncated at ``DRAW_CAP_FACTOR`` times the mean
+    and at ``COST_MAX_NS``.
+    """
+
+    kind: str = field(default="constant", validator=_one_of(*DISTRIBUTION_KINDS))
+    sigma: float | None = field(
+        default=None, validator=_optional(_number_in(1e-6, LOGNORMAL_SIGMA_MAX))
+    )
+    values: tuple[float, ...] = field(default=(), converter=_float_tuple)
+    weights: tuple[float, ...] = field(default=(), converter=_float_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        where = "cost_distributions."
+        if (self.kind == "lognormal") != (self.sigma is not None):
+            raise ConfigError(
+                f"{where}sigma", f"a number from 1e-06 to {LOGNORMAL_SIGMA_MAX:g} for "
+                "kind lognormal, and no sigma for the other kinds", self.sigma)
+        if self.kind != "empirical":
+            if self.values or self.weights:
+                raise ConfigError(f"{where}values", "no values or weights unless kind is "
+                                  "empirical", self.values or self.weights)
+            return
+        ok = isinstance(self.values, tuple) and isinstance(self.weights, tuple) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in (*self.values, *self.weights))
+        if not ok or not 1 <= len(self.values) <= EMPIRICAL_BINS_MAX:
+            raise ConfigError(f"{where}values", f"a list of 1 to {EMPIRICAL_BINS_MAX} "
+                              "finite numbers", self.values)
+        if len(self.weights) != len(self.values):
+            raise ConfigError(f"{where}weights", f"{len(self.values)} numbers, one per value",
+                              self.weights)
+        if any(v < 0 for v in self.values):
+            raise ConfigError(f"{where}values", "numbers >= 0", self.values)
+        if any(w < 0 for w in self.weights) or not sum(self.weights) > 0:
+            raise ConfigError(f"{where}weights", "numbers >= 0, not all 0", self.weights)
+        if not self.mean > 0:
+            raise ConfigError(f"{where}values", "numbers >= 0 whose weighted mean is above 0",
+                              self.values)
+
+    @property
+    def mean(self) -> float:
+        """The mean of ``values`` weighted by ``weights`` (empirical only)."""
+        w = self.weights
+        return sum(v * x for v, x in zip(self.values, w, strict=True)) / sum(w)
+
+    def cap(self, mean_ns: int) -> int:
+        """The largest cost a draw with mean ``mean_ns`` can take, in ns."""
+        if self.kind == "constant":
+            return mean_ns
+        if self.kind == "empirical":
+            m = self.mean
+            top = max(self.values) * mean_ns / m if m > 0 else 0
+            return min(COST_MAX_NS, math.ceil(top))
+        return min(COST_MAX_NS, DRAW_CAP_FACTOR * mean_ns)
+
+
+def _distributions(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: value[k] for k in sorted(value, key=str)}
+    return value
+
+
+def _check_distributions(inst: object, attr: attrs.Attribute, value: object) -> None:
+    names = [a.name for a in attrs.fields(CostModel)]
+    if not isinstance(value, dict):
+        raise ConfigError("cost_distributions", "a mapping from cost names to "
+                          "CostDistribution", value)
+    for k, v in value.items():
+        if k not in names:
+            raise ConfigError("cost_distributions", "keys among " + ", ".join(names), k)
+        if not isinstance(v, CostDistribution):
+            raise ConfigError(f"cost_distributions.{k}", "a CostDistribution", v)
+
+
 # --------------------------------------------------------------------- workloads
 
 
@@ -567,6 +665,12 @@ class Config:
     )
     kernel: KernelParams = field(factory=KernelParams)
     costs: CostModel = field(factory=CostModel)
+    #: The shape of each cost named here around its mean in :attr:`costs` (costs not
+    #: named are constant, the default): ``{"protocol_rx_ns":
+    #: CostDistribution("exponential")}``.
+    cost_distributions: dict[str, CostDistribution] = field(
+        factory=dict, converter=_distributions, validator=_check_distributions, hash=False
+    )
     packets: int | None = field(
         default=100_000, validator=_optional(_int_in(1, HORIZON_NS))
     )
@@ -630,7 +734,7 @@ class Config:
             for w in self.workloads
             if not isinstance(w, Cyclictest) and w.rate_pps is not None
         ]
-        per_packet = max(gaps, default=0.0) + sum(attrs.astuple(self.costs)) + 1
+        per_packet = max(gaps, default=0.0) + sum(self.cost_caps().values()) + 1
         limit = int((HORIZON_NS - TIME_MAX_NS) / per_packet)
         if self.packets > limit:
             raise ConfigError(
@@ -667,6 +771,14 @@ class Config:
                     f"{name}.cpu", "a CPU other than the last one online", h.cpu
                 )
             (online.add if h.online else online.discard)(h.cpu)
+
+    def cost_caps(self) -> dict[str, int]:
+        """Each cost's largest value in one operation: the field, or what its
+        distribution's draws are truncated at."""
+        caps = attrs.asdict(self.costs)
+        for k, d in self.cost_distributions.items():
+            caps[k] = d.cap(caps[k])
+        return caps
 
     @property
     def hotplug_sequence(self) -> tuple[CpuHotplug, ...]:

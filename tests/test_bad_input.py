@@ -189,6 +189,30 @@ API: dict[str, list[Any]] = {
     "cyclictest-work-over-period": ["Cyclictest", {"period_ns": 10_000, "work_ns": 20_000}],
     "hotplug-time-2**63": ["CpuHotplug", {"time_ns": 2**63, "cpu": 1, "online": False}],
     "hotplug-online-text": ["CpuHotplug", {"time_ns": 0, "cpu": 1, "online": "no"}],
+    "dist-kind-unknown": ["CostDistribution", {"kind": "pareto"}],
+    "dist-lognormal-no-sigma": ["CostDistribution", {"kind": "lognormal"}],
+    "dist-sigma-huge": ["CostDistribution", {"kind": "lognormal", "sigma": 1e9}],
+    "dist-sigma-nan": ["CostDistribution", {"kind": "lognormal", "sigma": float("nan")}],
+    "dist-exponential-with-values": ["CostDistribution", {"kind": "exponential",
+                                                          "values": [1.0]}],
+    "dist-empirical-empty": ["CostDistribution", {"kind": "empirical"}],
+    "dist-empirical-weights-short": ["CostDistribution", {"kind": "empirical",
+                                                          "values": [1, 2], "weights": [1]}],
+    "dist-empirical-nan": ["CostDistribution", {"kind": "empirical",
+                                                "values": [float("nan")], "weights": [1]}],
+    "dist-empirical-negative": ["CostDistribution", {"kind": "empirical",
+                                                     "values": [-1], "weights": [1]}],
+    "dist-empirical-zero-weights": ["CostDistribution", {"kind": "empirical",
+                                                         "values": [1], "weights": [0]}],
+    "dist-empirical-all-zero": ["CostDistribution", {"kind": "empirical",
+                                                     "values": [0, 0], "weights": [1, 1]}],
+    "dist-empirical-range-huge": ["CostDistribution", {"kind": "empirical",
+                                                       "values": ["range", 10**12]}],
+    "config-dist-unknown-cost": ["Config", {"cost_distributions": {
+        "colour_ns": ["CostDistribution", {"kind": "exponential"}]}}],
+    "config-dist-not-a-distribution": ["Config", {"cost_distributions": {
+        "protocol_rx_ns": 5}}],
+    "config-dist-not-a-mapping": ["Config", {"cost_distributions": 5}],
     "simulate-unknown-policy": ["simulate", {"policy": "nope", "packets": 10}],
     "simulate-option-wrong-type": ["simulate", {"policy": "backlog-threads", "packets": 10,
                                                 "policy_options": {"fast_path": 3}}],
@@ -220,6 +244,15 @@ VALID: dict[str, list[Any]] = {
         "rate_pps": 1e9, "rps_cpus": [0, 1]}]]}],
     "flows-max": ["simulate", {"packets": 2_000, "workloads": [["NicIrq", {
         "flows": 2**24, "flow_dist": "zipf"}]]}],
+    "dist-every-cost-lognormal-widest": ["simulate", {"packets": 2_000, "cost_distributions": {
+        name: ["CostDistribution", {"kind": "lognormal", "sigma": 3.0}]
+        for name in ("netif_rx_ns", "protocol_rx_ns", "udp_sendmsg_ns", "udp_recvmsg_ns",
+                     "ipi_send_ns", "ipi_latency_ns", "context_switch_ns", "wakeup_ns",
+                     "wakeup_latency_ns", "softirq_entry_ns")}}],
+    "dist-empirical-most-bins": ["simulate", {"packets": 2_000, "cost_distributions": {
+        "protocol_rx_ns": ["CostDistribution", {"kind": "empirical",
+                                                "values": list(range(4096)),
+                                                "weights": [1] * 4096}]}}],
 }
 
 # ----------------------------------------------------------------- the worker
@@ -236,6 +269,8 @@ def _build(spec: Any) -> Any:
         return target(**{k: _build(v) for k, v in args.items()})
     if isinstance(spec, list):
         return [_build(v) for v in spec]
+    if isinstance(spec, dict):
+        return {k: _build(v) for k, v in spec.items()}
     return spec
 
 

@@ -241,6 +241,7 @@ cdef struct Cpu:
     i64 seg_end               # when the last poll step ended (the rest are done by then)
     i64 busy_until            # hard-IRQ time on a CPU that ran no step
     i64 idle_since            # when its last step ended (with busy_until: idle since)
+    i64 idle_entry_drawn      # idle_entry_ns of this idle period, when it is drawn
     int irq_deferred          # an interrupt's irq_exit waits for IRQs to be enabled
     # handle_softirqs frame
     int softirq_active
@@ -310,3 +311,43 @@ cdef struct Hist:
     u64 sum_lo        # the sum of all values, 128 bits wide: it cannot wrap
     i64 sum_hi
     i64 max
+
+# ---------------------------------------------------------------- drawn costs
+# Config.cost_distributions, core/costs.pxi: one slot per CostModel field that the core
+# charges per operation, in CostModel's order (COST_NAMES in _core.pyx).
+cdef enum:
+    K_NETIF_RX = 0
+    K_NIC_IRQ
+    K_PROTOCOL_RX
+    K_UDP_SENDMSG
+    K_UDP_RECVMSG
+    K_IPI_SEND
+    K_IPI_LATENCY
+    K_IPI_HANDLER
+    K_CONTEXT_SWITCH
+    K_WAKEUP
+    K_WAKEUP_LATENCY
+    K_SOFTIRQ_ENTRY
+    K_HRTIMER_IRQ
+    K_REMOTE_SKB
+    K_REMOTE_SOCK
+    K_RECV_BLOCK
+    K_IDLE_ENTRY
+    K_IDLE_EXIT_POLL
+    K_SKB_FREE
+    K_COUNT
+
+cdef enum:
+    DIST_CONSTANT = 0
+    DIST_EXPONENTIAL = 1
+    DIST_LOGNORMAL = 2
+    DIST_EMPIRICAL = 3
+
+cdef struct CostDist:
+    int kind
+    double mean               # exponential: the mean (ns)
+    double mu, sigma          # lognormal: of the cost's logarithm
+    int n                     # empirical: n values (already scaled to the mean) ...
+    double* value
+    double* cdf               # ... and their cumulative weights (cdf[n-1] = total)
+    i64 cap                   # a draw is truncated here

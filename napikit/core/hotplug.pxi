@@ -198,7 +198,7 @@ cdef void reinject(Sim s, int oldcpu, Ring* q, int cpu) noexcept:
     """One ``netif_rx`` of ``dev_cpu_dead``'s loop, ``rps_input_queue_head_incr``."""
     cdef int idx = ring_pop(q)
     s.sd[oldcpu].input_queue_head += 1
-    cpu_charge(s, cpu, s.c_netif_rx, B_CPUHP)
+    cpu_charge(s, cpu, cost_of(s, K_NETIF_RX, s.c_netif_rx), B_CPUHP)
     netif_rx(s, cpu, idx, &s.sources[s.pkts[idx].src], B_CPUHP)
 
 

@@ -58,7 +58,7 @@ cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
     cdef Cpu* tc
     cdef int i, target, state
     cdef i64 t = c.busy_until if c.level == L_NONE and c.busy_until > s.now else s.now
-    cdef i64 at
+    cdef i64 at, cost
     for i in range(sd.rps_ipi_n - 1, -1, -1):
         target = sd.rps_ipi_list[i]
         if not s.cpus[target].online:
@@ -67,21 +67,26 @@ cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
         state = cpu_idle_state(s, target)
         if state == CPU_POLLING:
             s.polled_kicks += 1
-            cpu_charge(s, cpu, s.c_kick_send, bucket)
-            t = t_add(t, s.c_kick_send)
-            ev_push(s, t_add(t, s.c_idle_exit_poll), EV_KICK, target, s.cpus[target].gen)
+            cost = kick_send_cost(s)
+            cpu_charge(s, cpu, cost, bucket)
+            t = t_add(t, cost)
+            ev_push(s, t_add(t, cost_of(s, K_IDLE_EXIT_POLL, s.c_idle_exit_poll)), EV_KICK,
+                    target, s.cpus[target].gen)
             continue
         tc = &s.cpus[target]
         if s.csd_coalesce and tc.csd_pending and t < tc.csd_at:
             s.coalesced_csds += 1
             tc.csd_rps += 1
-            cpu_charge(s, cpu, s.c_kick_send, bucket)
-            t = t_add(t, s.c_kick_send)
+            cost = kick_send_cost(s)
+            cpu_charge(s, cpu, cost, bucket)
+            t = t_add(t, cost)
             continue
         s.ipis += 1
-        cpu_charge(s, cpu, s.c_ipi_send, bucket)
-        t = t_add(t, s.c_ipi_send)
-        at = t_add(t, s.c_ipi_latency + (s.c_idle_exit if state == CPU_HALTED else 0))
+        cost = cost_of(s, K_IPI_SEND, s.c_ipi_send)
+        cpu_charge(s, cpu, cost, bucket)
+        t = t_add(t, cost)
+        at = t_add(t, cost_of(s, K_IPI_LATENCY, s.c_ipi_latency) +
+                   (s.c_idle_exit if state == CPU_HALTED else 0))
         tc.csd_pending = 1
         tc.csd_at = at
         ev_push(s, at, EV_IPI, target, tc.gen)
@@ -116,7 +121,8 @@ cdef int cpu_idle_state(Sim s, int cpu) noexcept:
         return CPU_BUSY
     if s.cpuidle == IDLE_POLL:
         return CPU_POLLING
-    poll = s.c_idle_entry + (s.haltpoll_ns if s.cpuidle == IDLE_HALTPOLL else 0)
+    poll = (c.idle_entry_drawn if drawn(s.dist_mask, K_IDLE_ENTRY) else s.c_idle_entry) + \
+        (s.haltpoll_ns if s.cpuidle == IDLE_HALTPOLL else 0)
     if poll > 0:
         since = c.idle_since if c.idle_since > c.busy_until else c.busy_until
         if s.now - since < poll:

@@ -56,6 +56,8 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
     level = c.level
     c.level = L_NONE
     c.idle_since = s.now
+    if drawn(s.dist_mask, K_IDLE_ENTRY):
+        c.idle_entry_drawn = cost_draw(s, K_IDLE_ENTRY)
     c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
     task_charge(s, cpu, level, c.step_dur)
     if level == L_SOFTIRQ:
@@ -246,28 +248,29 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     elif t.kind == T_BACKLOG_NAPI:
         s.backlog_thread_wakeups += 1
     if waker_cpu >= 0:
-        cpu_charge(s, waker_cpu, s.c_wakeup, bucket)
+        cpu_charge(s, waker_cpu, cost_of(s, K_WAKEUP, s.c_wakeup), bucket)
     if waker_cpu < 0 or waker_cpu == t.cpu:
         activate(s, ti)
         return
     c = &s.cpus[t.cpu]
     t.state = TS_WAKING
     if c.curr >= 0 or c.nr_running > 0:
-        ev_push(s, s.now + s.c_wakeup_latency, EV_WAKE, ti, 0)
+        ev_push(s, s.now + cost_of(s, K_WAKEUP_LATENCY, s.c_wakeup_latency), EV_WAKE, ti, 0)
         return
     state = cpu_idle_state(s, t.cpu)
     if state == CPU_POLLING:
-        ev_push(s, s.now + s.c_idle_exit_poll, EV_WAKE, ti, 0)
+        ev_push(s, s.now + cost_of(s, K_IDLE_EXIT_POLL, s.c_idle_exit_poll), EV_WAKE, ti, 0)
         return
     if s.csd_coalesce and c.csd_pending and s.now < c.csd_at:
         # an IPI to its call_single_queue is in flight: the wake-up rides on it
         s.coalesced_csds += 1
-        cpu_charge(s, waker_cpu, s.c_kick_send, bucket)
+        cpu_charge(s, waker_cpu, kick_send_cost(s), bucket)
         ev_push(s, c.csd_at, EV_WAKE_IPI, ti, -2 - t.cpu)
         return
     s.wakeup_ipis += 1
-    cpu_charge(s, waker_cpu, s.c_ipi_send, bucket)
-    at = s.now + s.c_wakeup_latency + (s.c_idle_exit if state == CPU_HALTED else 0)
+    cpu_charge(s, waker_cpu, cost_of(s, K_IPI_SEND, s.c_ipi_send), bucket)
+    at = s.now + cost_of(s, K_WAKEUP_LATENCY, s.c_wakeup_latency) + \
+        (s.c_idle_exit if state == CPU_HALTED else 0)
     c.csd_pending = 1
     c.csd_at = at
     ev_push(s, at, EV_WAKE_IPI, ti, t.cpu)
@@ -283,7 +286,7 @@ cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
     activate(s, ti)
     if cpu >= 0 and s.tasks[ti].cpu == cpu and s.cpus[cpu].online:
         csd_flush(s, cpu)
-        irq_exit(s, cpu, s.c_ipi_handler)
+        irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler))
 
 
 cdef void activate(Sim s, int ti) noexcept:
@@ -421,10 +424,11 @@ cdef void schedule(Sim s, int cpu) noexcept:
     t.state = TS_RUNNING
     # EEVDF: the switch is the scheduler's time, not the task's (a switch dearer than
     # a slice would otherwise use up each slice before the task ran: no progress)
-    t.exec_start = s.now + (s.c_context_switch if s.fair_class == FAIR_EEVDF else 0)
+    cdef i64 cs = cost_of(s, K_CONTEXT_SWITCH, s.c_context_switch)
+    t.exec_start = s.now + (cs if s.fair_class == FAIR_EEVDF else 0)
     fair_set_next(s, best)
-    if s.c_context_switch > 0:
-        start_step(s, cpu, L_SWITCH, s.c_context_switch, B_SCHED)
+    if cs > 0:
+        start_step(s, cpu, L_SWITCH, cs, B_SCHED)
     else:
         switch_done(s, cpu)
 

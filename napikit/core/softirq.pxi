@@ -42,8 +42,9 @@ cdef void softirq_pass(Sim s, int cpu) noexcept:
     cdef int pending = c.pending
     c.pending = 0
     c.sirq_pc = SI_ENTRY_DONE if pending & NET_RX_SOFTIRQ else SI_PASS_END
-    if s.c_softirq_entry > 0:
-        start_step(s, cpu, L_SOFTIRQ, s.c_softirq_entry, softirq_bucket(s, cpu))
+    cdef i64 entry = cost_of(s, K_SOFTIRQ_ENTRY, s.c_softirq_entry)
+    if entry > 0:
+        start_step(s, cpu, L_SOFTIRQ, entry, softirq_bucket(s, cpu))
     else:
         softirq_continue(s, cpu)
 

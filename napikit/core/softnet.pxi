@@ -271,7 +271,8 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
     (NIC traffic) share a step; each is time-stamped as done at its own instant.
 
     With location costs (``loc_on``, B.10.6) a step's packets also share one cost:
-    ``location_run`` ends it before the first packet that costs otherwise.
+    ``location_run`` ends it before the first packet that costs otherwise. With a drawn
+    protocol receive (``rx_drawn``) every packet is a step of its own, with its own draw.
     """
     cdef Softnet* sd = &s.sd[cpu]
     cdef Ring tmp
@@ -283,7 +284,7 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
         if avail > 0:
             if avail > quota - work:
                 avail = quota - work
-            if s.loc_on:
+            if s.rx_by_packet:
                 return location_run(s, cpu, sd, avail)
             if s.has_sockets:
                 for j in range(avail):
@@ -320,16 +321,35 @@ cdef inline i64 rx_location_cost(Sim s, int cpu, Packet* p) noexcept nogil:
     return c
 
 
+cdef i64 rx_drawn_cost(Sim s, int cpu, Packet* p) noexcept nogil:
+    """``rx_location_cost`` of one packet whose costs are drawn: one draw of each that
+    applies (``cost_of``), so the packet is a poll step of its own."""
+    cdef i64 c = cost_of(s, K_PROTOCOL_RX, s.c_protocol_rx)
+    cdef int w
+    if p.wcpu != cpu:
+        c += cost_of(s, K_REMOTE_SKB, s.c_remote_skb)
+    if p.sock >= 0:
+        w = s.socks[p.sock].wcpu
+        if w >= 0 and w != cpu:
+            c += cost_of(s, K_REMOTE_SOCK, s.c_remote_sock)
+    return c
+
+
 cdef int location_run(Sim s, int cpu, Softnet* sd, int avail) noexcept:
     """``process_backlog_next`` with location costs: the next step is the run of the
     first ``avail`` packets of ``process_queue`` with the cost of the first (the step's
     packets share ``sd.step_cost``, so each is still time-stamped at its own instant),
-    ended after the first packet bound for a socket, as without them."""
+    ended after the first packet bound for a socket, as without them. With drawn
+    costs the step is the first packet alone, at its own draw."""
     cdef Ring* q = &sd.process_queue
     cdef Packet* p = &s.pkts[q.buf[q.head & q.mask]]
-    cdef i64 cost = rx_location_cost(s, cpu, p)
+    cdef i64 cost
     cdef int j = 1
-    if p.sock < 0:
+    if s.rx_drawn:
+        cost = rx_drawn_cost(s, cpu, p)
+    else:
+        cost = rx_location_cost(s, cpu, p)
+    if p.sock < 0 and not s.rx_drawn:
         while j < avail:
             p = &s.pkts[q.buf[(q.head + <u32>j) & q.mask]]
             if rx_location_cost(s, cpu, p) != cost:

@@ -128,12 +128,12 @@ cdef void run_sender(Sim s, int cpu, int ti) noexcept:
             if t.pkt < 0:
                 return
             t.pc = SND_XMIT
-            start_step(s, cpu, L_TASK, s.c_udp_sendmsg, B_APPLICATION)
+            start_step(s, cpu, L_TASK, cost_of(s, K_UDP_SENDMSG, s.c_udp_sendmsg), B_APPLICATION)
             return
         elif t.pc == SND_XMIT:
             bh_disable(s, cpu, ti)  # rcu_read_lock_bh() in __dev_queue_xmit
             t.pc = SND_RX
-            start_step(s, cpu, L_TASK, s.c_netif_rx, B_APPLICATION)
+            start_step(s, cpu, L_TASK, cost_of(s, K_NETIF_RX, s.c_netif_rx), B_APPLICATION)
             return
         elif t.pc == SND_RX:
             netif_rx(s, cpu, t.pkt, src, B_APPLICATION)
@@ -155,13 +155,13 @@ cdef inline i64 udp_recvmsg_cost(Sim s, int cpu, Socket* so) noexcept nogil:
     and ``skb_consume_udp`` its head), plus ``remote_sock_ns`` when another CPU touched
     the receive queue last (``__skb_try_recv_from_queue`` unlinks under its lock,
     ``udp_rmem_release`` writes ``sk_rmem_alloc`` and ``sk_forward_alloc``). B.10.6."""
-    cdef i64 c = s.c_udp_recvmsg
+    cdef i64 c = cost_of(s, K_UDP_RECVMSG, s.c_udp_recvmsg)
     if not s.loc_on:
         return c
     if s.pkts[so.queue.buf[so.queue.head & so.queue.mask]].wcpu != cpu:
-        c += s.c_remote_skb
+        c += cost_of(s, K_REMOTE_SKB, s.c_remote_skb)
     if so.wcpu >= 0 and so.wcpu != cpu:
-        c += s.c_remote_sock
+        c += cost_of(s, K_REMOTE_SOCK, s.c_remote_sock)
     return c
 
 
@@ -177,7 +177,7 @@ cdef inline void sock_def_readable(Sim s, int cpu, int ti, int bucket) noexcept:
         wake_up(s, cpu, ti, bucket)
     elif t.pc == RCV_BLOCK and t.pkt == 0:
         t.pkt = 1
-        cpu_charge(s, cpu, s.c_wakeup, bucket)
+        cpu_charge(s, cpu, cost_of(s, K_WAKEUP, s.c_wakeup), bucket)
 
 
 cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
@@ -207,14 +207,15 @@ cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
                 activate(s, ti)  # another task runs here: the wake-up just enqueues it
             else:
                 t.state = TS_WAKING
-                ev_push(s, s.now + s.c_idle_exit_poll, EV_WAKE, ti, 0)
+                ev_push(s, s.now + cost_of(s, K_IDLE_EXIT_POLL, s.c_idle_exit_poll), EV_WAKE, ti, 0)
             return
         if t.pc == RCV_START:
             if ring_len(&so.queue) == 0:
                 if s.c_recv_block > 0:
                     t.pc = RCV_BLOCK
                     t.pkt = 0
-                    start_step(s, cpu, L_TASK, s.c_recv_block, B_APPLICATION)
+                    start_step(s, cpu, L_TASK, cost_of(s, K_RECV_BLOCK, s.c_recv_block),
+                               B_APPLICATION)
                     return
                 task_sleep(s, cpu, ti)
                 return
@@ -264,9 +265,10 @@ cdef void nic_interrupt(Sim s, int si) noexcept:
                 return
     if src.irq_thread >= 0:
         wake_up(s, cpu, src.irq_thread, B_HARDIRQ)
-        irq_exit(s, cpu, s.c_nic_irq)
+        irq_exit(s, cpu, cost_of(s, K_NIC_IRQ, s.c_nic_irq))
     else:
-        irq_exit(s, cpu, s.c_nic_irq + k * s.c_netif_rx)
+        irq_exit(s, cpu, cost_of(s, K_NIC_IRQ, s.c_nic_irq) +
+                 cost_sum(s, K_NETIF_RX, s.c_netif_rx, k))
     if src.arrival == ARR_CONSTANT:
         gap = 1e9 / src.rate
     else:
@@ -289,7 +291,7 @@ cdef void run_irq_thread(Sim s, int cpu, int ti) noexcept:
         bh_disable(s, cpu, ti)
         t.pkt = ring_len(&src.ring)
         t.pc = IT_RX
-        start_step(s, cpu, L_TASK, t.pkt * s.c_netif_rx, B_IRQ_THREAD)
+        start_step(s, cpu, L_TASK, cost_sum(s, K_NETIF_RX, s.c_netif_rx, t.pkt), B_IRQ_THREAD)
     else:
         for j in range(t.pkt):
             netif_rx(s, cpu, ring_pop(&src.ring), src, B_IRQ_THREAD)
@@ -396,7 +398,7 @@ cdef void hrtimer_interrupt(Sim s, int ti) noexcept:
         t.state = TS_DEAD
         return
     wake_up(s, -1, ti, 0)
-    irq_exit(s, cpu, s.c_hrtimer_irq)
+    irq_exit(s, cpu, cost_of(s, K_HRTIMER_IRQ, s.c_hrtimer_irq))
 
 
 cdef void run_cyclictest(Sim s, int cpu, int ti) noexcept:

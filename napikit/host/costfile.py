@@ -10,6 +10,11 @@ A TOML file (loading parses data only, it runs no code) with one table per
     value = 1480
     spread = [1390, 1610]
     source = "udp_drain: recv() of a queued 64-byte datagram, per datagram"
+    distribution = { kind = "empirical", values = [1300, 1450, 2100], weights = [4, 5, 1] }
+
+``distribution`` (optional) is the cost's shape around ``value``, its mean, as a
+:class:`~napikit.config.CostDistribution`: ``kind`` and, by kind, ``sigma`` or ``values``
+and ``weights``; without it the cost is constant.
 
 plus ``[host]`` (facts of the machine) and ``[measurements.NAME]`` (every raw
 measurement, also those that feed no field). A field the file leaves out keeps
@@ -29,28 +34,36 @@ import attrs
 import tomli_w
 from attrs import frozen
 
-from napikit.config import COST_MAX_NS, CostModel
+from napikit.config import COST_MAX_NS, CostDistribution, CostModel
 from napikit.errors import ConfigError, NapikitError
 
 FORMAT = "napikit-costs/1"
 FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(CostModel))
 #: Top-level keys a cost file may hold.
 TOP_KEYS = ("format", "napikit", "created", "costs", "host", "measurements", "notes")
-ENTRY_KEYS = ("unit", "value", "spread", "source")
+ENTRY_KEYS = ("unit", "value", "spread", "source", "distribution")
+DISTRIBUTION_KEYS = tuple(a.name for a in attrs.fields(CostDistribution))
 
 
 @frozen
 class CostEntry:
     """One field's calibrated value: ``value`` ns (an integer), its ``spread``
-    ``(min, max)`` over the repetitions, and where it came from."""
+    ``(min, max)`` over the repetitions, where it came from, and, where the measurement
+    timed single operations, their ``distribution`` (``value`` is then its mean)."""
 
     value: int
     spread: tuple[int, int]
     source: str
+    distribution: CostDistribution | None = None
 
     def to_toml(self) -> dict[str, Any]:
-        return {"unit": "ns", "value": self.value, "spread": list(self.spread),
-                "source": self.source}
+        entry: dict[str, Any] = {"unit": "ns", "value": self.value,
+                                 "spread": list(self.spread), "source": self.source}
+        if self.distribution is not None:
+            d = attrs.asdict(self.distribution)
+            entry["distribution"] = {k: list(v) if isinstance(v, tuple) else v
+                                     for k, v in d.items() if v not in (None, ())}
+        return entry
 
 
 @frozen
@@ -63,6 +76,8 @@ class LoadedCosts:
     defaults: tuple[str, ...]
     host: dict[str, Any]
     measurements: dict[str, Any]
+    #: The measured shape of the costs whose entry has one (the others are constant).
+    distributions: dict[str, CostDistribution] = attrs.field(factory=dict)
 
 
 def default_entry(field: str, why: str) -> CostEntry:
@@ -112,6 +127,23 @@ def _int_ns(name: str, value: object) -> int:
     return value
 
 
+def _distribution(where: str, table: object) -> CostDistribution:
+    """An entry's ``distribution`` table as a :class:`CostDistribution`."""
+    if not isinstance(table, dict):
+        raise ConfigError(where, "a table with kind (" + ", ".join(
+            ("constant", "exponential", "lognormal", "empirical")) + ") and its parameters",
+            table)
+    for key in table:
+        if key not in DISTRIBUTION_KEYS:
+            raise ConfigError(f"{where}.{key}", "one of: " + ", ".join(DISTRIBUTION_KEYS), key)
+    try:
+        return CostDistribution(**table)
+    except ConfigError as e:
+        # CostDistribution names its own field; the file's reader wants the whole path
+        raise ConfigError(f"{where}.{e.field.rsplit('.', 1)[-1]}", e.allowed, e.got) \
+            from None
+
+
 def parse(doc: dict[str, Any]) -> LoadedCosts:
     """A parsed cost file as :class:`LoadedCosts`; :class:`ConfigError` names the first
     field that is wrong."""
@@ -126,6 +158,7 @@ def parse(doc: dict[str, Any]) -> LoadedCosts:
         raise ConfigError("costs", "a table of CostModel fields", costs)
     values: dict[str, int] = {}
     sources: dict[str, str] = {}
+    shapes: dict[str, CostDistribution] = {}
     for name, entry in costs.items():
         where = f"costs.{name}"
         if name not in FIELDS:
@@ -150,6 +183,8 @@ def parse(doc: dict[str, Any]) -> LoadedCosts:
         if not isinstance(source, str):
             raise ConfigError(f"{where}.source", "a string", source)
         sources[name] = source
+        if "distribution" in entry:
+            shapes[name] = _distribution(f"{where}.distribution", entry["distribution"])
     for table in ("host", "measurements"):
         if not isinstance(doc.get(table, {}), dict):
             raise ConfigError(table, "a table", doc[table])
@@ -157,7 +192,7 @@ def parse(doc: dict[str, Any]) -> LoadedCosts:
     for name in defaults:
         sources[name] = "napikit default (not in the file)"
     return LoadedCosts(CostModel(**values), sources, defaults, doc.get("host", {}),
-                       doc.get("measurements", {}))
+                       doc.get("measurements", {}), shapes)
 
 
 def loads(text: str, name: str = "<string>") -> LoadedCosts:

@@ -188,7 +188,7 @@ def sim_config(config: dict[str, Any], ncpus: int, costs: LoadedCosts,
             rps_cpus=tuple(config["rps_cpus"]),
         ),),
         policy=POLICY, kernel=kernel, costs=costs.costs,
-        packets=None, duration_ns=int(seconds * 1e9),
+        cost_distributions=costs.distributions, packets=None, duration_ns=int(seconds * 1e9),
     )
 
 

@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from napikit import cli
-from napikit.config import CostModel
+from napikit.config import CostDistribution, CostModel
 from napikit.errors import ConfigError, NapikitError
 from napikit.host import costfile
 from napikit.host.costfile import CostEntry
@@ -55,6 +55,15 @@ def test_missing_fields_keep_defaults_and_are_named() -> None:
     ('[costs]\nipi_send_ns = 5\n', "costs.ipi_send_ns"),
     ('[kernel]\nhz = 100\n', "kernel"),
     ('format = "other/2"\n', "format"),
+    ('[costs.ipi_send_ns]\nvalue = 1\ndistribution = 3\n', "costs.ipi_send_ns.distribution"),
+    ('[costs.ipi_send_ns]\nvalue = 1\ndistribution = {kind = "pareto"}\n',
+     "costs.ipi_send_ns.distribution.kind"),
+    ('[costs.ipi_send_ns]\nvalue = 1\ndistribution = {kind = "lognormal"}\n',
+     "costs.ipi_send_ns.distribution.sigma"),
+    ('[costs.ipi_send_ns]\nvalue = 1\ndistribution = {kind = "empirical", values = [1, 2], '
+     'weights = [1]}\n', "costs.ipi_send_ns.distribution.weights"),
+    ('[costs.ipi_send_ns]\nvalue = 1\ndistribution = {kind = "exponential", mean = 3}\n',
+     "costs.ipi_send_ns.distribution.mean"),
 ])
 def test_bad_field_is_a_config_error_naming_it(text: str, field: str) -> None:
     """Unknown fields and wrong types: a ConfigError naming the field."""
@@ -89,6 +98,28 @@ def test_cli_run_with_costs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     expected = attrs.asdict(CostModel(**{n: e.value for n, e in _entries().items()}))
     expected["ipi_send_ns"] = 5
     assert costs == expected
+
+
+def test_distributions_round_trip_and_reach_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An entry's measured shape is written, read back, and --costs runs with it."""
+    shape = CostDistribution("empirical", values=(900.0, 1000.0, 1700.0), weights=(2, 5, 1))
+    entries = _entries()
+    entries["protocol_rx_ns"] = attrs.evolve(entries["protocol_rx_ns"], distribution=shape)
+    entries["ipi_latency_ns"] = attrs.evolve(entries["ipi_latency_ns"],
+                                             distribution=CostDistribution("exponential"))
+    path = tmp_path / "costs.toml"
+    costfile.write(path, entries, {}, {})
+    loaded = costfile.load(path)
+    assert loaded.distributions == {"protocol_rx_ns": shape,
+                                    "ipi_latency_ns": CostDistribution("exponential")}
+    assert cli.main(["run", "--costs", str(path), "--packets", "500", "--json"]) == 0
+    import json
+
+    dists = json.loads(capsys.readouterr().out)["config"]["cost_distributions"]
+    assert dists["protocol_rx_ns"]["kind"] == "empirical"
+    assert dists["ipi_latency_ns"]["kind"] == "exponential"
 
 
 @pytest.mark.parametrize("command", ["run", "compare"])
