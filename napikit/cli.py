@@ -568,13 +568,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     # Imported here: the study imports this module's compare lines (BASELINE, RFC_VARIANT).
-    from napikit import study
+    from napikit import claims, study
     from napikit.host import calibrate, kernel_bench, validate
 
     # Commands with options of their own: each module adds them and runs the command.
     for name, module, text in (
         ("study", study, "run the SEED scenarios over CPU counts, loads and policies; "
          "write a CSV and plots"),
+        ("claims", claims, "map where the kernel change's four claims hold over relative "
+         "costs, loads and shared CPUs; write a CSV and a PNG"),
         # Ground truth: measure this host, run the real experiment, compare with the model.
         ("calibrate", calibrate, "measure this host's micro-costs; write a cost-model TOML "
          "file"),

@@ -297,7 +297,7 @@ def run_study(
         (("capacity", s, n), run_config(s, n, baseline, study.packets_per_pair, None))
         for s, n in cells
     ]
-    for (_, s, n), result in _map(pending(closed), jobs):
+    for (_, s, n), result in map_runs(pending(closed), jobs):
         record(("capacity", s, n), result.delivered_pps)
         report(f"{s} ncpus={n} {baseline.label} closed loop (capacity)")
 
@@ -310,7 +310,7 @@ def run_study(
             for v in study.variants:
                 config = run_config(s, n, v, study.packets_per_pair, rate)
                 grid.append((("run", s, n, v.label, load), config))
-    for (_, s, n, label, load), result in _map(pending(grid), jobs):
+    for (_, s, n, label, load), result in map_runs(pending(grid), jobs):
         record(("run", s, n, label, load),
                row(s, n, variants[label], load, finished["capacity", s, n], result))
         report(f"{s} ncpus={n} {label} load={load:g}")
@@ -330,7 +330,7 @@ def _simulate(task: tuple[Any, Config]) -> tuple[Any, Result]:
     return key, simulate(config)
 
 
-def _map(tasks: Sequence[tuple[Any, Config]], jobs: int) -> Iterator[tuple[Any, Result]]:
+def map_runs(tasks: Sequence[tuple[Any, Config]], jobs: int) -> Iterator[tuple[Any, Result]]:
     """``(key, result)`` of each ``(key, config)``, in completion order."""
     if jobs == 1 or len(tasks) <= 1:
         yield from map(_simulate, tasks)
