@@ -35,6 +35,7 @@ from napikit.results import (  # noqa: E402
     HotplugRecord,
     Latency,
     Result,
+    Samples,
     SoftnetStat,
     TaskStat,
 )
@@ -45,7 +46,8 @@ __all__ = [
     "CpuHotplug",
     "CpuTime", "Cyclictest", "Drops", "HotplugRecord", "KernelParams", "Latency",
     "LoopbackUdp", "NapikitError", "NicIrq", "PluginError", "PolicyError", "PolicyOption",
-    "PolicyRegistry", "PolicySpec", "Result", "Simulation", "SoftirqAction", "SoftnetStat",
+    "PolicyRegistry", "PolicySpec", "Result", "Samples", "Simulation", "SoftirqAction",
+    "SoftnetStat",
     "StallError",
     "TaskStat", "__version__", "hookimpl", "hookspec", "scenarios", "simulate",
 ]

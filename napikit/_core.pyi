@@ -11,6 +11,7 @@ BUCKET_NAMES: tuple[str, ...]
 TASK_KINDS: tuple[str, ...]
 TASK_STATES: tuple[str, ...]
 COST_NAMES: tuple[str, ...]
+SAMPLE_COLUMNS: tuple[str, ...]
 #: The fields of a switch-log record (:meth:`Sim.switch_log`).
 SWITCH_LOG_FIELDS: tuple[str, ...]
 

@@ -10,6 +10,7 @@ See ``docs/kernel-model.md`` for the kernel behaviour each part mirrors.
 """
 
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from napikit.decision cimport (
     CompiledPolicy, ACTION_SOFTIRQ, ACTION_IPI, ACTION_THREAD, ACTION_NONE,
@@ -34,6 +35,9 @@ BUCKET_NAMES = ("hardirq", "softirq", "ksoftirqd", "backlog_thread", "irq_thread
 TASK_KINDS = ("sender", "receiver", "ksoftirqd", "backlog_napi", "irq_thread",
               "cyclictest", "stopper")
 TASK_STATES = ("running", "runnable", "sleeping", "waking", "dead", "parked", "absent")
+#: A time series row's counters, in core/samples.pxi's S_* order.
+SAMPLE_COLUMNS = ("time_ns", "arrived", "delivered", "drops", "ipis", "wakeup_ipis",
+                  "thread_kicks", "context_switches")
 #: The costs that may be drawn per operation, in the order of core/defs.pxi's K_* slots.
 COST_NAMES = ("netif_rx_ns", "nic_irq_ns", "protocol_rx_ns", "udp_sendmsg_ns",
               "udp_recvmsg_ns", "ipi_send_ns", "ipi_latency_ns", "ipi_handler_ns",
@@ -196,7 +200,12 @@ cdef class Sim:
     cdef i64 context_switches, involuntary_switches, rt_idle_softirq_warnings
     cdef i64 reordered, wrong_cpu, events, lost_kicks, reinjected
     cdef i64 stall_timeout
-    cdef int watchdog_pending  # the watchdog's own event is no activity
+    cdef int watchdog_pending  # events that are no activity: the watchdog's, the sampler's
+    # time series (core/samples.pxi)
+    cdef i64 sample_interval
+    cdef i64* samples
+    cdef i64 nsamples, cap_samples, max_samples
+    cdef bint samples_truncated
     # a policy fault, or an allocation that failed (nomem_what != 0), ends the run
     cdef bint failed
     cdef readonly object fault
@@ -307,6 +316,13 @@ cdef class Sim:
         self.duration_end = config.duration_ns if config.duration_ns is not None else (1 << 62)
         self.drain_ns = config.drain_ns
         self.stall_timeout = config.stall_timeout_ns if config.stall_timeout_ns is not None else 0
+        if config.sample_interval_ns is not None:
+            self.sample_interval = config.sample_interval_ns
+            width = SAMPLE_GLOBALS + self.ncpus * SAMPLE_PER_CPU
+            self.max_samples = max(1, SAMPLE_CELLS_MAX // width)
+            self.cap_samples = min(self.max_samples, SAMPLE_ROWS_START)
+            self.samples = <i64*>checked_calloc(self.cap_samples, width * sizeof(i64),
+                                                "the time series ({} rows)")
         self.end_time = (1 << 62)
         self.input_open = 1
         self.input_stop = 0
@@ -609,8 +625,11 @@ cdef class Sim:
         if self.hp_n:
             ev_push(self, self.hp_time[0], EV_HOTPLUG, 0, 0)
         if self.stall_timeout > 0:
-            self.watchdog_pending = 1
+            self.watchdog_pending += 1
             ev_push(self, self.stall_timeout // 2, EV_WATCHDOG, 0, 0)
+        if self.sample_interval > 0:
+            self.watchdog_pending += 1
+            ev_push(self, self.sample_interval, EV_SAMPLE, 0, 0)
 
     def __dealloc__(self):
         cdef int i
@@ -662,6 +681,7 @@ cdef class Sim:
         free(self.flow_last)
         free(self.lat_enqueue)
         free(self.lat_send_recv)
+        free(self.samples)
 
     # ------------------------------------------------------------ the event loop
 
@@ -714,8 +734,12 @@ cdef class Sim:
                     wakelist_ipi_arrives(self, e.a, e.b)
             elif e.kind == EV_DEFER_IPI:
                 defer_ipi_arrives(self, e.a, e.b)
+            elif e.kind == EV_SAMPLE:
+                self.watchdog_pending -= 1
+                self.events -= 1   # the sampler's events are not the model's
+                take_sample(self, True)
             else:
-                self.watchdog_pending = 0
+                self.watchdog_pending -= 1
                 stall_watchdog(self, False)
         if self.nomem_what:
             raise MemoryError(_nomem_message(self.nomem_what, self.nomem_who, self.nomem_n))
@@ -724,6 +748,10 @@ cdef class Sim:
         elif not self.failed:
             stall_watchdog(self, True)
         self._settle()
+        if self.sample_interval and not self.samples_truncated and (
+                self.nsamples == 0 or self.samples[(self.nsamples - 1) * (
+                    SAMPLE_GLOBALS + self.ncpus * SAMPLE_PER_CPU)] < self.now):
+            take_sample(self, False)   # the last interval, up to the run's end
         return self.fault
 
     cdef void _settle(self):
@@ -874,7 +902,32 @@ cdef class Sim:
             "reordered": self.reordered,
             "wrong_cpu": self.wrong_cpu,
             "unpolled_backlogs": unpolled if self.nev == self.watchdog_pending else 0,
+            "samples": self._samples(),
         }
+
+    cdef object _samples(self):
+        """The time series as columns of cumulative counters, or None."""
+        cdef int w = SAMPLE_GLOBALS + self.ncpus * SAMPLE_PER_CPU
+        cdef int cpu, b
+        if self.sample_interval == 0:
+            return None
+        # one copy, then rows to columns at C speed (a row is a CPU's worth of values)
+        data = PyBytes_FromStringAndSize(<char*>self.samples,
+                                         self.nsamples * w * sizeof(i64))
+        columns = list(zip(*memoryview(data).cast("q", (self.nsamples, w)).tolist())) \
+            if self.nsamples else [()] * w
+        col = lambda k: list(columns[k])
+        out = {name: col(k) for k, name in enumerate(SAMPLE_COLUMNS)}
+        out["interval_ns"] = self.sample_interval
+        out["truncated"] = bool(self.samples_truncated)
+        out["cpus"] = []
+        for cpu in range(self.ncpus):
+            base = SAMPLE_GLOBALS + cpu * SAMPLE_PER_CPU
+            per = {"backlog_len": col(base)}
+            for b, name in enumerate(BUCKET_NAMES):
+                per[name] = col(base + 1 + b)
+            out["cpus"].append(per)
+        return out
 
 
 cdef void ipi_arrives(Sim s, int cpu) noexcept:
@@ -942,7 +995,7 @@ cdef void stall_watchdog(Sim s, bint final) noexcept:
                        "queued": ring_len(&sd.input_pkt_queue) + ring_len(&sd.process_queue)}
             return
     if not final:
-        s.watchdog_pending = 1
+        s.watchdog_pending += 1
         ev_push(s, s.now + s.stall_timeout // 2, EV_WATCHDOG, 0, 0)
 
 
@@ -994,3 +1047,4 @@ include "core/cfs.pxi"
 include "core/workloads.pxi"
 include "core/hotplug.pxi"
 include "core/skbfree.pxi"
+include "core/samples.pxi"

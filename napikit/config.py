@@ -684,6 +684,11 @@ class Config:
     stall_timeout_ns: int | None = field(
         default=1_000_000_000, validator=_optional(_int_in(1, TIME_MAX_NS))
     )
+    #: Record a time series (:attr:`Result.samples`): the counters every this many ns
+    #: of simulated time (``None``: none; it changes nothing else in the result).
+    sample_interval_ns: int | None = field(
+        default=None, validator=_optional(_int_in(1_000, TIME_MAX_NS))
+    )
     seed: int = field(default=1, validator=_int_in(0, U64_MAX))
 
     def __attrs_post_init__(self) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 import attrs
 from attrs import frozen
 
+from napikit.errors import NapikitError
+
 
 @frozen
 class SoftnetStat:
@@ -117,6 +119,77 @@ class Drops:
         return self.backlog + self.flow_limit + self.socket + self.nic_ring
 
 
+def _deltas(cumulative: list[int]) -> tuple[int, ...]:
+    return tuple(b - a for a, b in zip([0, *cumulative[:-1]], cumulative, strict=True))
+
+
+@frozen
+class CpuSamples:
+    """One CPU over the run: its backlog's length (``input_pkt_queue`` plus
+    ``process_queue``) at each sample, and its CPU time by context in each interval
+    (ns; time is counted when the step that spent it ends, as in :class:`CpuTime`)."""
+
+    backlog_len: tuple[int, ...]
+    cpu_time: dict[str, tuple[int, ...]]
+
+
+@frozen
+class Samples:
+    """The time series :attr:`Config.sample_interval_ns` asks for: interval ``i`` ends at
+    ``time_ns[i]``, and each counter is what happened in it. ``truncated``: the series
+    stopped early because its buffer (2**21 values) was full."""
+
+    interval_ns: int
+    truncated: bool
+    time_ns: tuple[int, ...]
+    arrived: tuple[int, ...]
+    delivered: tuple[int, ...]
+    drops: tuple[int, ...]
+    ipis: tuple[int, ...]
+    wakeup_ipis: tuple[int, ...]
+    thread_kicks: tuple[int, ...]
+    context_switches: tuple[int, ...]
+    cpus: tuple[CpuSamples, ...]
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> Samples:
+        """From the core's columns of cumulative counters."""
+        counters = {k: _deltas(raw[k]) for k in (
+            "arrived", "delivered", "drops", "ipis", "wakeup_ipis", "thread_kicks",
+            "context_switches")}
+        cpus = tuple(
+            CpuSamples(tuple(c["backlog_len"]),
+                       {k: _deltas(v) for k, v in c.items() if k != "backlog_len"})
+            for c in raw["cpus"])
+        return cls(raw["interval_ns"], raw["truncated"], tuple(raw["time_ns"]),
+                   cpus=cpus, **counters)
+
+    def rows(self) -> list[dict[str, int]]:
+        """One dict per interval: the counters, then ``cpuN.backlog_len`` and
+        ``cpuN.<context>`` for every CPU."""
+        out = []
+        for i, t in enumerate(self.time_ns):
+            row = {"time_ns": t}
+            for name in ("arrived", "delivered", "drops", "ipis", "wakeup_ipis",
+                         "thread_kicks", "context_switches"):
+                row[name] = getattr(self, name)[i]
+            for n, c in enumerate(self.cpus):
+                row[f"cpu{n}.backlog_len"] = c.backlog_len[i]
+                for ctx, values in c.cpu_time.items():
+                    row[f"cpu{n}.{ctx}"] = values[i]
+            out.append(row)
+        return out
+
+    def frame(self) -> Any:
+        """:meth:`rows` as a pandas DataFrame (``pip install 'napikit[analysis]'``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise NapikitError("Samples.frame() needs pandas: "
+                               "pip install 'napikit[analysis]'") from None
+        return pd.DataFrame(self.rows())
+
+
 @frozen
 class Result:
     """What a run did. ``delivered`` counts packets that reached their consumer: the
@@ -170,6 +243,8 @@ class Result:
     reordered: int
     wrong_cpu: int
     unpolled_backlogs: int
+    #: The time series, when :attr:`Config.sample_interval_ns` asked for one.
+    samples: Samples | None = None
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any], **meta: Any) -> Result:
@@ -192,6 +267,7 @@ class Result:
             tasks=tuple(TaskStat(**t) for t in raw["tasks"]),
             hotplug=tuple(HotplugRecord(**h) for h in raw["hotplug"]),
             reinjected=raw["reinjected"],
+            samples=Samples.from_raw(raw["samples"]) if raw.get("samples") else None,
             **{k: raw[k] for k in (
                 "ipis", "polled_kicks", "wakeup_ipis", "defer_ipis", "thread_kicks",
                 "backlog_thread_wakeups", "ksoftirqd_wakeups",

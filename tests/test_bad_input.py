@@ -213,6 +213,8 @@ API: dict[str, list[Any]] = {
     "config-dist-not-a-distribution": ["Config", {"cost_distributions": {
         "protocol_rx_ns": 5}}],
     "config-dist-not-a-mapping": ["Config", {"cost_distributions": 5}],
+    "config-sample-interval-10ns": ["Config", {"sample_interval_ns": 10}],
+    "config-sample-interval-text": ["Config", {"sample_interval_ns": "1ms"}],
     "simulate-unknown-policy": ["simulate", {"policy": "nope", "packets": 10}],
     "simulate-option-wrong-type": ["simulate", {"policy": "backlog-threads", "packets": 10,
                                                 "policy_options": {"fast_path": 3}}],
@@ -249,6 +251,8 @@ VALID: dict[str, list[Any]] = {
         for name in ("netif_rx_ns", "protocol_rx_ns", "udp_sendmsg_ns", "udp_recvmsg_ns",
                      "ipi_send_ns", "ipi_latency_ns", "context_switch_ns", "wakeup_ns",
                      "wakeup_latency_ns", "softirq_entry_ns")}}],
+    "samples-every-us-on-4096-cpus": ["simulate", {"ncpus": 4096, "packets": 2_000,
+                                                   "sample_interval_ns": 1_000}],
     "dist-empirical-most-bins": ["simulate", {"packets": 2_000, "cost_distributions": {
         "protocol_rx_ns": ["CostDistribution", {"kind": "empirical",
                                                 "values": list(range(4096)),
