@@ -32,6 +32,7 @@ from napikit.plugins import PolicyOption, PolicyRegistry, PolicySpec  # noqa: E4
 from napikit.results import (  # noqa: E402
     CpuTime,
     Drops,
+    Histogram,
     HotplugRecord,
     Latency,
     Result,
@@ -44,7 +45,7 @@ from napikit.simulation import Simulation, simulate  # noqa: E402
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostDistribution", "CostModel",
     "CpuHotplug",
-    "CpuTime", "Cyclictest", "Drops", "HotplugRecord", "KernelParams", "Latency",
+    "CpuTime", "Cyclictest", "Drops", "Histogram", "HotplugRecord", "KernelParams", "Latency",
     "LoopbackUdp", "NapikitError", "NicIrq", "PluginError", "PolicyError", "PolicyOption",
     "PolicyRegistry", "PolicySpec", "Result", "Samples", "Simulation", "SoftirqAction",
     "SoftnetStat",

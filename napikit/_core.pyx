@@ -903,6 +903,11 @@ cdef class Sim:
             "wrong_cpu": self.wrong_cpu,
             "unpolled_backlogs": unpolled if self.nev == self.watchdog_pending else 0,
             "samples": self._samples(),
+            "histograms": {
+                "enqueue": hist_buckets(self.lat_enqueue),
+                "send_recv": hist_buckets(self.lat_send_recv),
+                **{f"cyclictest/{i}": hist_buckets(&self.ct_hist[i]) for i in range(self.nct)},
+            },
         }
 
     cdef object _samples(self):

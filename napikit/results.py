@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -52,6 +53,55 @@ class Latency:
     p99_ns: int
     p999_ns: int
     max_ns: int
+
+
+def _bucket_tuple(value: Any) -> tuple[tuple[int, int, int], ...]:
+    return tuple(tuple(b) for b in value)  # type: ignore[misc]
+
+
+@frozen
+class Histogram:
+    """A latency histogram as the core keeps it (log-linear: exact below 128 ns, then 64
+    buckets per power of two): its non-empty buckets ``(lower_ns, upper_ns, count)``,
+    upper bound exclusive, with the exact count, sum and maximum. Histograms of several
+    runs (a sweep's seeds) :meth:`merge` into one distribution."""
+
+    count: int
+    sum_ns: int
+    max_ns: int
+    buckets: tuple[tuple[int, int, int], ...] = attrs.field(converter=_bucket_tuple)
+
+    @classmethod
+    def merge(cls, histograms: Sequence[Histogram]) -> Histogram:
+        """The histogram of every value the ``histograms`` hold."""
+        counts: dict[tuple[int, int], int] = {}
+        for h in histograms:
+            for lo, hi, n in h.buckets:
+                counts[lo, hi] = counts.get((lo, hi), 0) + n
+        return cls(sum(h.count for h in histograms), sum(h.sum_ns for h in histograms),
+                   max((h.max_ns for h in histograms), default=0),
+                   tuple((lo, hi, n) for (lo, hi), n in sorted(counts.items())))
+
+    def quantile(self, q: float) -> int:
+        """The ``q`` quantile (0 < q <= 1) as the core reports it: the midpoint of the
+        bucket holding it, at most the exact maximum."""
+        if not self.count:
+            return 0
+        need = -(-self.count * round(q * 1000) // 1000)
+        cum = 0
+        for lo, hi, n in self.buckets:
+            cum += n
+            if cum >= need:
+                return min((lo + hi) // 2 if hi > lo + 1 else lo, self.max_ns)
+        return self.max_ns
+
+    def summary(self) -> Latency:
+        """The :class:`Latency` figures of this histogram."""
+        mean = abs(self.sum_ns) // self.count if self.count else 0
+        return Latency(count=self.count, mean_ns=mean if self.sum_ns >= 0 else -mean,
+                       p50_ns=self.quantile(0.5), p90_ns=self.quantile(0.9),
+                       p99_ns=self.quantile(0.99), p999_ns=self.quantile(0.999),
+                       max_ns=self.max_ns)
 
 
 @frozen
@@ -245,6 +295,9 @@ class Result:
     unpolled_backlogs: int
     #: The time series, when :attr:`Config.sample_interval_ns` asked for one.
     samples: Samples | None = None
+    #: The latency histograms behind ``latency_enqueue``, ``latency_send_recv`` and
+    #: each ``cyclictest_latency`` (``"enqueue"``, ``"send_recv"``, ``"cyclictest/N"``).
+    histograms: dict[str, Histogram] = attrs.field(factory=dict)
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any], **meta: Any) -> Result:
@@ -268,6 +321,7 @@ class Result:
             hotplug=tuple(HotplugRecord(**h) for h in raw["hotplug"]),
             reinjected=raw["reinjected"],
             samples=Samples.from_raw(raw["samples"]) if raw.get("samples") else None,
+            histograms={k: Histogram(**h) for k, h in raw.get("histograms", {}).items()},
             **{k: raw[k] for k in (
                 "ipis", "polled_kicks", "wakeup_ipis", "defer_ipis", "thread_kicks",
                 "backlog_thread_wakeups", "ksoftirqd_wakeups",

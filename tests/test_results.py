@@ -197,3 +197,34 @@ def test_result_carries_the_core_ipi_counters():
     for config, counter in ((polled, "polled_kicks"), (woken, "wakeup_ipis")):
         result, raw = both(config)
         assert getattr(result, counter) == raw[counter] > 0
+
+
+# ----------------------------------------------------------------- histograms
+
+
+@pytest.mark.parametrize("name", ["seed-rps", "seed-rt", "perf-a"])
+def test_each_latency_summary_is_its_histograms(name, scenario, run, policy):
+    """Result.histograms hold the buckets behind every Latency: summarised in Python
+    they give the core's own figures."""
+    r = run(scenario(name, packets=20_000, **policy).evolve(
+        workloads=scenario(name).workloads + (napikit.Cyclictest(cpu=1),)))
+    assert r.histograms["enqueue"].summary() == r.latency_enqueue
+    assert r.histograms["send_recv"].summary() == r.latency_send_recv
+    assert r.histograms["cyclictest/0"].summary() == r.cyclictest_latency[0]
+    h = r.histograms["enqueue"]
+    assert sum(n for _, _, n in h.buckets) == h.count == r.latency_enqueue.count
+
+
+def test_histograms_of_seeds_merge_into_one_distribution(scenario, run):
+    """Merging pools the values: counts, sums and buckets add, the maximum is the
+    largest, and each quantile lies between the runs' own."""
+    hs = [run(scenario("seed-rps", packets=20_000, seed=s)).histograms["send_recv"]
+          for s in (1, 2, 3)]
+    merged = napikit.Histogram.merge(hs)
+    assert merged.count == sum(h.count for h in hs)
+    assert merged.sum_ns == sum(h.sum_ns for h in hs)
+    assert merged.max_ns == max(h.max_ns for h in hs)
+    for q in (0.5, 0.9, 0.99):
+        assert min(h.quantile(q) for h in hs) <= merged.quantile(q) <= max(
+            h.quantile(q) for h in hs)
+    assert napikit.Histogram.merge([hs[0], hs[0]]).summary().p99_ns == hs[0].quantile(0.99)

@@ -55,5 +55,15 @@ cdef object hist_summary(Hist* h):
     return out
 
 
+cdef object hist_buckets(Hist* h):
+    """The histogram itself: ``count``, the exact ``sum_ns`` and ``max_ns``, and its
+    non-empty buckets as ``[lower_ns, upper_ns, count]`` (upper exclusive)."""
+    cdef int i
+    total = (<object>h.sum_hi) * 2**64 + h.sum_lo
+    buckets = [[hist_lower(i), hist_lower(i + 1) if i + 1 < HIST_N else hist_lower(i),
+                h.counts[i]] for i in range(HIST_N) if h.counts[i]]
+    return {"count": h.n, "sum_ns": total, "max_ns": h.max, "buckets": buckets}
+
+
 cdef inline void account(Sim s, int cpu, int bucket, i64 ns) noexcept:
     s.cpus[cpu].acct[bucket] += ns
