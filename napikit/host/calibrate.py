@@ -579,8 +579,13 @@ def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool,
     return {name: entries[name] for name in FIELDS}
 
 
-def summarize(reps: list[dict[str, float]]) -> dict[str, Any]:
-    """Each measurement's median and range, with what it measures."""
+def summarize(reps: list[dict[str, float]], hists: list[Hists] | None = None) -> dict[
+    str, Any
+]:
+    """Each measurement's median and range, with what it measures; with ``hists``, a
+    per-operation measurement also gets ``quantiles``, its probe's 32 quantile points
+    (ns) in the repetition whose value is the median (the upper middle of an even
+    count), also where no field uses them."""
     out: dict[str, Any] = {}
     for name, what in MEASUREMENTS.items():
         values = [m[name] for m in reps if name in m and m[name] == m[name]]
@@ -594,6 +599,12 @@ def summarize(reps: list[dict[str, float]]) -> dict[str, Any]:
             "max": round(max(values), digits),
             "what": what,
         }
+        per_rep = hists if hists is not None else [{}] * len(reps)
+        shaped = sorted(((m[name], h[name]) for m, h in zip(reps, per_rep, strict=True)
+                         if h.get(name) and name in m and m[name] == m[name]),
+                        key=lambda x: x[0])
+        if shaped:
+            out[name]["quantiles"] = [round(q) for q in shaped[len(shaped) // 2][1]]
     return out
 
 
@@ -625,7 +636,7 @@ def calibrate(quick: bool = False, root: Path | str = ROOT, euid: int | None = N
             hists.append({})
             results.append(measure_once(cpu_a, cpu_b, seconds, None, root, hists[-1]))
     entries = derive(results, have_root and cpu_b is not None, cpu_b is not None, hists)
-    return {"entries": entries, "measurements": summarize(results), "host": facts,
+    return {"entries": entries, "measurements": summarize(results, hists), "host": facts,
             "reps": reps, "seconds": seconds, "cpus": [cpu_a, cpu_b]}
 
 

@@ -388,3 +388,16 @@ def test_calibrated_shapes_load_back_and_run(
     assert cli.main(["run", "--costs", str(path), "--packets", "500", "--json"]) == 0
     dists = json.loads(capsys.readouterr().out)["config"]["cost_distributions"]
     assert set(dists) == {"ipi_send_ns", "wakeup_ns"}
+
+
+def test_summarize_keeps_the_median_repetitions_quantiles() -> None:
+    """[measurements] keeps a per-operation probe's points, of the median repetition,
+    also for probes no field takes a shape from."""
+    reps = [dict(M, tgkill_remote_running=v) for v in (2500.0, 2600.0, 2400.0)]
+    hists = [{"tgkill_remote_running": [v + q for q in Q], "idle_entry_wake_500ns": Q}
+             for v in (0.0, 100.0, -100.0)]
+    s = calibrate.summarize(reps, hists)
+    assert s["tgkill_remote_running"]["quantiles"] == [round(q) for q in Q]
+    assert "quantiles" not in s["yield_pair"]
+    assert "idle_entry_wake_500ns" not in s  # points, but no value in these reps
+    assert "quantiles" not in calibrate.summarize(reps)["tgkill_remote_running"]
