@@ -287,7 +287,7 @@ def _shifted(points: list[float], by: float) -> list[float]:
 
 #: The fields whose value comes from per-operation samples, and how their shape does.
 #: A subtracted measurement is a constant (its own spread is not taken out), so these
-#: shapes are the whole measured operation's spread: for ipi_send_ns and wakeup_ns an
+#: shapes are the whole measured operation's spread: for the three differences an
 #: upper bound on the part the field models.
 SHAPES: dict[str, Shape] = {
     "ipi_handler_ns": ("ipi_handler_busy_target", "the matched membarrier IPIs' times "
