@@ -11,6 +11,12 @@ from libc.stdint cimport int64_t
 
 
 cdef extern from "_bench_impl.h" nogil:
+    enum: NK_HIST
+
+    ctypedef struct nk_hist:
+        int64_t n, lo, hi
+        int64_t q[32]
+
     ctypedef struct nk_udp_args:
         int sender_cpu, receiver_cpu, flows, payload
         int64_t duration_ns, max_packets
@@ -33,6 +39,7 @@ cdef extern from "_bench_impl.h" nogil:
         int error
         int64_t round_trips, wall_ns, wake_calls, wake_ns
         long a_nvcsw, b_nvcsw
+        nk_hist wake_h
 
     void nk_udp_flow(const nk_udp_args *a, nk_udp_result *r)
     void nk_udp_drain(int cpu, int batch, int64_t duration_ns, int64_t max_rounds,
@@ -50,10 +57,12 @@ cdef extern from "_bench_impl.h" nogil:
         int error
         int64_t alone_calls, alone_ns, calls, call_ns, matched, gaps, gap_ns, spin_ns
         int64_t arrival_median, handler_median, back_median, call_median
+        nk_hist arrival_h, handler_h, call_h
 
     ctypedef struct nk_tk_result:
         int error
         int64_t calls, call_ns, call_median, handled
+        nk_hist call_h
 
     void nk_ipi_membarrier(int cpu_a, int cpu_b, int64_t duration_ns, int64_t max_calls,
                            nk_mb_result *r)
@@ -65,9 +74,25 @@ cdef extern from "_bench_impl.h" nogil:
         int64_t wakes, wall_ns
         long b_nvcsw
         int64_t b_cpu_ns, slept, wake_median
+        nk_hist wake_h
 
     void nk_idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, int64_t duration_ns,
                        int64_t max_wakes, nk_ie_result *r)
+
+
+#: Quantile points in each per-operation histogram (``NK_HIST``).
+HIST_POINTS = NK_HIST
+assert NK_HIST == 32, "nk_hist's q[] above is declared with 32 points"
+
+
+cdef dict _hist(str name, nk_hist *h):
+    """``name_hist``: the ``NK_HIST`` quantile points of a probe's per-operation samples
+    at ``(k + 0.5) / NK_HIST`` (sorted, each a sample; ``[]`` without samples), and
+    ``name_min``/``name_max``, the samples' range (-1 without)."""
+    if h.n <= 0:
+        return {f"{name}_hist": [], f"{name}_min": -1, f"{name}_max": -1}
+    return {f"{name}_hist": [h.q[k] for k in range(NK_HIST)], f"{name}_min": h.lo,
+            f"{name}_max": h.hi}
 
 
 _STEPS = {1: "socket", 2: "bind", 3: "pin sender", 4: "pin receiver", 5: "thread"}
@@ -126,7 +151,8 @@ def udp_drain(int cpu, *, int batch=128, double seconds=0.5, int64_t max_rounds=
 def futex_pingpong(int cpu_a, int cpu_b, *, bint busy_target=False, double seconds=0.5,
                    int64_t max_round_trips=10_000_000):
     """A futex ping-pong between a thread on ``cpu_a`` and one on ``cpu_b``; with
-    ``busy_target`` a ``sched_yield`` spinner shares ``cpu_b``."""
+    ``busy_target`` a ``sched_yield`` spinner shares ``cpu_b``. ``wake_hist``: the
+    shape of the timed ``FUTEX_WAKE`` calls (the first 262144), see :func:`_hist`."""
     cdef nk_pp_result r
     cdef int64_t d = _check_duration(seconds)
     with nogil:
@@ -134,7 +160,8 @@ def futex_pingpong(int cpu_a, int cpu_b, *, bint busy_target=False, double secon
     if r.error:
         raise OSError(-r.error, "futex_pingpong failed")
     return {"round_trips": r.round_trips, "wall_ns": r.wall_ns, "wake_calls": r.wake_calls,
-            "wake_ns": r.wake_ns, "a_nvcsw": r.a_nvcsw, "b_nvcsw": r.b_nvcsw}
+            "wake_ns": r.wake_ns, "a_nvcsw": r.a_nvcsw, "b_nvcsw": r.b_nvcsw,
+            **_hist("wake", &r.wake_h)}
 
 
 def futex_wake_empty(int cpu, *, double seconds=0.2, int64_t max_calls=100_000_000):
@@ -179,7 +206,8 @@ def ipi_membarrier(int cpu_a, int cpu_b, *, double seconds=0.2, int64_t max_call
     while a thread of this process spins on ``cpu_b`` reading the clock. Returns the
     calls alone (no IPI) and with the target, and the medians (ns) of the IPI's arrival
     (call start to the target's interruption), of the interruption itself (handler) and
-    of the rest of the call (back)."""
+    of the rest of the call (back); ``arrival_hist``, ``handler_hist`` and ``call_hist``
+    are the shapes of the matched arrivals, handlers and of all calls."""
     cdef nk_mb_result r
     cdef int64_t d = _check_duration(seconds)
     with nogil:
@@ -191,13 +219,15 @@ def ipi_membarrier(int cpu_a, int cpu_b, *, double seconds=0.2, int64_t max_call
             "call_ns": r.call_ns, "matched": r.matched, "gaps": r.gaps, "gap_ns": r.gap_ns,
             "spin_ns": r.spin_ns, "arrival_median": r.arrival_median,
             "handler_median": r.handler_median, "back_median": r.back_median,
-            "call_median": r.call_median}
+            "call_median": r.call_median, **_hist("arrival", &r.arrival_h),
+            **_hist("handler", &r.handler_h), **_hist("call", &r.call_h)}
 
 
 def ipi_tgkill(int cpu_a, int cpu_b, *, double seconds=0.2, int64_t max_calls=200_000):
     """``tgkill`` from ``cpu_a`` of a thread spinning on ``cpu_b`` (another CPU: a
     reschedule IPI per call; the same CPU: none), each call waiting for the handler.
-    Returns the calls, their total and median time (ns), and the signals handled."""
+    Returns the calls, their total and median time (ns), their shape (``call_hist``)
+    and the signals handled."""
     cdef nk_tk_result r
     cdef int64_t d = _check_duration(seconds)
     with nogil:
@@ -205,7 +235,7 @@ def ipi_tgkill(int cpu_a, int cpu_b, *, double seconds=0.2, int64_t max_calls=20
     if r.error:
         raise OSError(-r.error, "ipi_tgkill failed")
     return {"calls": r.calls, "call_ns": r.call_ns, "call_median": r.call_median,
-            "handled": r.handled}
+            "handled": r.handled, **_hist("call", &r.call_h)}
 
 
 def idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, *, double seconds=0.05,
@@ -214,7 +244,8 @@ def idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, *, double seconds=0.05,
     ``cpu_b``, ``delay_ns`` after it began to block, over and over. Returns the
     wake-ups, the wall time, the blocked thread's voluntary switches (the wake-ups that
     found it asleep), its CPU time (ns), the wake-ups it slept through and the median
-    time (ns) from the start of such a wake-up to it running again; the caller counts ``cpu_b``'s interrupts around the call."""
+    time (ns) from the start of such a wake-up to it running again, and their shape
+    (``wake_hist``); the caller counts ``cpu_b``'s interrupts around the call."""
     cdef nk_ie_result r
     cdef int64_t d = _check_duration(seconds)
     if delay_ns < 0 or delay_ns > 1_000_000_000:
@@ -224,4 +255,5 @@ def idle_entry(int cpu_a, int cpu_b, int64_t delay_ns, *, double seconds=0.05,
     if r.error:
         raise OSError(-r.error, "idle_entry failed")
     return {"wakes": r.wakes, "wall_ns": r.wall_ns, "b_nvcsw": r.b_nvcsw,
-            "b_cpu_ns": r.b_cpu_ns, "slept": r.slept, "wake_median": r.wake_median}
+            "b_cpu_ns": r.b_cpu_ns, "slept": r.slept, "wake_median": r.wake_median,
+            **_hist("wake", &r.wake_h)}

@@ -90,6 +90,39 @@ static long nk_futex(int *addr, int op, int val)
     return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
 }
 
+/* ------------------------------------------------------------------ sample shapes */
+
+#define NK_HIST 32
+
+/* A probe's per-operation samples, compactly: how many, their min and max, and NK_HIST
+ * quantile points at (k + 0.5) / NK_HIST, k = 0 .. NK_HIST-1, each one of the samples
+ * (so min <= q[0] <= ... <= q[NK_HIST-1] <= max; q[15] <= the median v[n/2] <= q[16]).
+ * Equal weights: the points are the samples' distribution at NK_HIST equal-mass steps. */
+typedef struct {
+    int64_t n, lo, hi;
+    int64_t q[NK_HIST];
+} nk_hist;
+
+static int nk_cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts v[0..n) and fills h (n 0: h->n 0, nothing else). */
+static void nk_hist_of(int64_t *v, int64_t n, nk_hist *h)
+{
+    memset(h, 0, sizeof(*h));
+    if (n <= 0)
+        return;
+    qsort(v, (size_t)n, sizeof(*v), nk_cmp64);
+    h->n = n;
+    h->lo = v[0];
+    h->hi = v[n - 1];
+    for (int64_t k = 0; k < NK_HIST; k++)
+        h->q[k] = v[(2 * k + 1) * n / (2 * NK_HIST)];
+}
+
 /* ------------------------------------------------------------------ loopback UDP */
 
 typedef struct {
@@ -365,7 +398,10 @@ typedef struct {
     int64_t round_trips, wall_ns;
     int64_t wake_calls, wake_ns;     /* FUTEX_WAKE system calls of side A, timed */
     long a_nvcsw, b_nvcsw;
+    nk_hist wake_h;                  /* those calls' times (the first NK_PP_SAMPLES) */
 } nk_pp_result;
+
+#define NK_PP_SAMPLES 262144
 
 typedef struct {
     int cpu_b;
@@ -431,14 +467,20 @@ static void nk_futex_pingpong_pinned(int cpu_a, int cpu_b, int busy_target, int6
     nk_pp_shared s;
     pthread_t tb, ts;
     long v0, i0, v1, i1;
+    int64_t *wake = NULL, cap = max_rt < NK_PP_SAMPLES ? max_rt : NK_PP_SAMPLES, nw = 0;
     memset(r, 0, sizeof(*r));
     memset(&s, 0, sizeof(s));
     s.cpu_b = cpu_b;
     s.spinner_cpu = cpu_b;
     if ((r->error = nk_pin(cpu_a)))
         return;
+    if (!(wake = malloc(sizeof(int64_t) * (size_t)(cap > 0 ? cap : 1)))) {
+        r->error = -ENOMEM;
+        return;
+    }
     if (busy_target && pthread_create(&ts, NULL, nk_spinner, &s)) {
         r->error = -EAGAIN;
+        free(wake);
         return;
     }
     if (pthread_create(&tb, NULL, nk_pp_b, &s)) {
@@ -460,8 +502,11 @@ static void nk_futex_pingpong_pinned(int cpu_a, int cpu_b, int busy_target, int6
         __atomic_store_n(&s.word, 1, __ATOMIC_RELEASE);
         int64_t w0 = nk_mono();
         nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
-        r->wake_ns += nk_mono() - w0;
+        int64_t dw = nk_mono() - w0;
+        r->wake_ns += dw;
         r->wake_calls++;
+        if (nw < cap)
+            wake[nw++] = dw;
         while (__atomic_load_n(&s.word, __ATOMIC_ACQUIRE) == 1)
             nk_futex((int *)&s.word, FUTEX_WAIT_PRIVATE, 1);
         r->round_trips++;
@@ -473,11 +518,13 @@ static void nk_futex_pingpong_pinned(int cpu_a, int cpu_b, int busy_target, int6
     nk_futex((int *)&s.word, FUTEX_WAKE_PRIVATE, 1);
     pthread_join(tb, NULL);
     r->b_nvcsw = s.nvcsw;
+    nk_hist_of(wake, nw, &r->wake_h);
 stop_spinner:
     if (busy_target) {
         __atomic_store_n(&s.spin_stop, 1, __ATOMIC_RELEASE);
         pthread_join(ts, NULL);
     }
+    free(wake);
 }
 
 
@@ -669,12 +716,6 @@ static double nk_cacheline(int cpu_a, int cpu_b, int local, int64_t duration_ns,
 
 #define NK_GAP_NS 300        /* a clock loop iteration longer than this was interrupted */
 
-static int nk_cmp64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int64_t nk_median(int64_t *v, int64_t n)
 {
     if (n <= 0)
@@ -693,6 +734,7 @@ typedef struct {
     int64_t gaps, gap_ns;            /* all the spinner's gaps (background included) */
     int64_t spin_ns;                 /* how long the spinner ran */
     int64_t arrival_median, handler_median, back_median, call_median;
+    nk_hist arrival_h, handler_h, call_h;   /* the matched arrivals and handlers, all calls */
 } nk_mb_result;
 
 typedef struct {
@@ -825,6 +867,10 @@ static void nk_ipi_membarrier_pinned(int cpu_a, int cpu_b, int64_t duration_ns,
     r->handler_median = nk_median(hand, m);
     r->back_median = nk_median(back, m);
     r->call_median = nk_median(dur, r->calls);
+    /* the medians sorted them: the shapes come from the same samples */
+    nk_hist_of(arr, m, &r->arrival_h);
+    nk_hist_of(hand, m, &r->handler_h);
+    nk_hist_of(dur, r->calls, &r->call_h);
 out:
     free(cs);
     free(s.gs);
@@ -844,6 +890,7 @@ typedef struct {
     int error;
     int64_t calls, call_ns, call_median;  /* the tgkill system calls, timed */
     int64_t handled;                      /* signals the target ran its handler for */
+    nk_hist call_h;                       /* those calls' times */
 } nk_tk_result;
 
 typedef struct {
@@ -946,6 +993,7 @@ static void nk_ipi_tgkill_pinned(int cpu_a, int cpu_b, int64_t duration_ns, int6
             ;
     }
     r->call_median = nk_median(dur, r->calls);
+    nk_hist_of(dur, r->calls, &r->call_h);
 join:
     __atomic_store_n(&t.stop, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
@@ -975,6 +1023,7 @@ typedef struct {
     int64_t b_cpu_ns;                /* B's CPU time (CLOCK_THREAD_CPUTIME_ID) over the loop */
     int64_t slept;                   /* wake-ups that found B asleep in FUTEX_WAIT */
     int64_t wake_median;             /* median, over those, of A's wake to B running (ns) */
+    nk_hist wake_h;                  /* those wake-to-running times */
 } nk_ie_result;
 
 typedef struct {
@@ -1077,6 +1126,7 @@ stop:
     r->b_cpu_ns = s.cpu_ns;
     r->slept = s.nlat;
     r->wake_median = nk_median(s.lat, s.nlat);
+    nk_hist_of(s.lat, s.nlat, &r->wake_h);
     free(s.lat);
 }
 

@@ -8,6 +8,13 @@ repetition at a time (:data:`DERIVATIONS`), so its spread is the range over the
 repetitions; fields user space cannot measure keep napikit's default and say why
 (:data:`UNMEASURABLE`). ``docs/validation.md`` documents the mapping.
 
+Where a field comes from a probe that times single operations, the entry also carries
+their measured shape (:data:`SHAPES`): the probe's 32 quantile points, shifted by what
+the derivation subtracts and clamped at 0, as an ``empirical`` distribution; the entry's
+``value`` is then that shape's mean (the model's field is the mean of its draws), not
+the median. The other fields stay constant and their ``source`` says why
+(:data:`NO_SHAPE`).
+
 The RPS measurement writes ``rps_cpus`` of ``lo`` (root only) and restores it with
 :class:`~napikit.host.kernel_bench.RpsGuard`; without root it is skipped and named.
 """
@@ -24,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import napikit
-from napikit.config import CostModel
+from napikit.config import CostDistribution, CostModel
 from napikit.host import procfs
 from napikit.host.costfile import (
     FIELDS,
@@ -265,6 +272,57 @@ DERIVATIONS: dict[str, Derivation] = {
                        - _D.netif_rx_ns - _D.softirq_entry_ns),
 }
 
+#: Per repetition: a probe's per-operation shape, keyed by the measurement it is the
+#: median (or mean) of: the probe's quantile points (ns, sorted, equal weights).
+Hists = dict[str, list[float]]
+
+#: A field's shape: (the measurement whose samples it is, how the file describes it,
+#: the points from one repetition's measurements and that measurement's points).
+Shape = tuple[str, str, Callable[[dict[str, float], list[float]], list[float]]]
+
+
+def _shifted(points: list[float], by: float) -> list[float]:
+    return [max(0.0, p - by) for p in points]
+
+
+#: The fields whose value comes from per-operation samples, and how their shape does.
+#: A subtracted measurement is a constant (its own spread is not taken out), so these
+#: shapes are the whole measured operation's spread: for the three differences an
+#: upper bound on the part the field models.
+SHAPES: dict[str, Shape] = {
+    "ipi_handler_ns": ("ipi_handler_busy_target", "the matched membarrier IPIs' times "
+                       "lost by the target, as measured",
+                       lambda m, q: list(q)),
+    "ipi_send_ns": ("tgkill_remote_running", "the remote tgkill calls' times less "
+                    "tgkill_same_cpu (a constant), clamped at 0",
+                    lambda m, q: _shifted(q, m["tgkill_same_cpu"])),
+    "ipi_latency_ns": ("ipi_arrival_busy_target", "the matched arrivals less "
+                       "membarrier_alone and ipi_send_sender (constants), clamped at 0",
+                       lambda m, q: _shifted(q, m["membarrier_alone"]
+                                             + m["ipi_send_sender"])),
+    "wakeup_ns": ("futex_wake_busy_target", "the FUTEX_WAKE calls' times to the busy "
+                  "target less futex_wake_no_waiter (a constant), clamped at 0",
+                  lambda m, q: _shifted(q, m["futex_wake_no_waiter"])),
+}
+
+#: Why each other measured field stays constant (no per-operation samples behind it,
+#: or samples whose spread is not the field's).
+NO_SHAPE: dict[str, str] = {
+    "udp_recvmsg_ns": "timed per batch of 128 recv() calls, no per-call samples",
+    "context_switch_ns": "a difference of two loop averages",
+    "wakeup_latency_ns": "the ping-pong times a whole loop of round trips, not each "
+    "hand-off",
+    "remote_skb_ns": "a loop average times a line count",
+    "remote_sock_ns": "a loop average times a line count",
+    "recv_block_ns": "from the run's CPU-time totals",
+    "idle_entry_ns": "a delay found from interrupt counts, not a timed operation",
+    "idle_exit_poll_ns": "its wake-up samples mix wake-ups of a still-polling CPU with "
+    "ones that needed an interrupt, which the probe cannot tell apart one by one",
+    "protocol_rx_ns": "from the RPS run's CPU-time totals",
+    "udp_sendmsg_ns": "timed per batch of 128 sendto() calls; one call's time would be "
+    "the whole inline send and receive, whose spread belongs to several fields at once",
+}
+
 #: Where the direct IPI probes failed (no membarrier, tgkill refused), the futex proxies.
 FALLBACKS: dict[str, Derivation] = {
     "ipi_send_ns": ("futex_wake_idle_target - futex_wake_busy_target (the wakelist queue "
@@ -308,7 +366,15 @@ def _interrupts(root: Path | str) -> dict[str, tuple[int, ...]] | None:
 MIN_IPI_MATCHED = 0.5
 
 
-def _measure_ipis(m: dict[str, float], cpu_a: int, cpu_b: int, seconds: float) -> None:
+def _keep(h: Hists | None, name: str, result: dict[str, Any], key: str) -> None:
+    """``result``'s ``key_hist`` (a probe's quantile points) as ``name``'s shape."""
+    points = result.get(f"{key}_hist")
+    if h is not None and points:
+        h[name] = [float(p) for p in points]
+
+
+def _measure_ipis(m: dict[str, float], cpu_a: int, cpu_b: int, seconds: float,
+                  h: Hists | None = None) -> None:
     """The direct IPI probes; a kernel that refuses one (no ``CONFIG_MEMBARRIER``)
     leaves its measurements out, and the futex proxies stand in (:data:`FALLBACKS`)."""
     import napikit.host._bench as _bench
@@ -322,6 +388,9 @@ def _measure_ipis(m: dict[str, float], cpu_a: int, cpu_b: int, seconds: float) -
             m["membarrier_busy_target"] = b["call_median"]
             m["ipi_arrival_busy_target"] = b["arrival_median"]
             m["ipi_handler_busy_target"] = b["handler_median"]
+            _keep(h, "membarrier_busy_target", b, "call")
+            _keep(h, "ipi_arrival_busy_target", b, "arrival")
+            _keep(h, "ipi_handler_busy_target", b, "handler")
     except OSError:
         pass
     try:
@@ -331,6 +400,8 @@ def _measure_ipis(m: dict[str, float], cpu_a: int, cpu_b: int, seconds: float) -
             m["tgkill_remote_running"] = remote["call_median"]
             m["tgkill_same_cpu"] = local["call_median"]
             m["ipi_send_sender"] = m["tgkill_remote_running"] - m["tgkill_same_cpu"]
+            _keep(h, "tgkill_remote_running", remote, "call")
+            _keep(h, "tgkill_same_cpu", local, "call")
     except OSError:
         pass
     if "ipi_send_sender" in m and "ipi_arrival_busy_target" in m:
@@ -339,9 +410,10 @@ def _measure_ipis(m: dict[str, float], cpu_a: int, cpu_b: int, seconds: float) -
 
 
 def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
-                 root: Path | str = ROOT) -> dict[str, float]:
+                 root: Path | str = ROOT, hists: Hists | None = None) -> dict[str, float]:
     """One repetition of every measurement: ``cpu_b`` ``None`` (a 1-CPU host) skips
-    the cross-CPU ones; ``rps`` (an :class:`RpsGuard`) enables the RPS run."""
+    the cross-CPU ones; ``rps`` (an :class:`RpsGuard`) enables the RPS run. ``hists``,
+    if given, receives the per-operation probes' shapes (:data:`Hists`)."""
     import napikit.host._bench as _bench
 
     m: dict[str, float] = {}
@@ -367,6 +439,7 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
     after_irqs = _interrupts(root)
     m["futex_handoff_idle_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
     m["futex_wake_idle_target"] = _per(p["wake_ns"], p["wake_calls"])
+    _keep(hists, "futex_wake_idle_target", p, "wake")
     if before_irqs is not None and after_irqs is not None:
         irqs = sum(after_irqs[k][cpu_b] - before_irqs[k][cpu_b] for k in ("CAL", "RES"))
         m["idle_target_irqs_per_wakeup"] = _per(irqs, p["round_trips"])
@@ -375,19 +448,21 @@ def measure_once(cpu_a: int, cpu_b: int | None, seconds: float, rps: Any | None,
     p = _bench.futex_pingpong(cpu_a, cpu_b, busy_target=True, seconds=seconds)
     m["futex_handoff_busy_target"] = _per(p["wall_ns"], 2 * p["round_trips"])
     m["futex_wake_busy_target"] = _per(p["wake_ns"], p["wake_calls"])
+    _keep(hists, "futex_wake_busy_target", p, "wake")
     for delay in IDLE_ENTRY_DELAYS:
         before_irqs = _interrupts(root)
         w = _bench.idle_entry(cpu_a, cpu_b, delay, seconds=seconds / 16)
         after_irqs = _interrupts(root)
         if w["slept"]:
             m[f"idle_entry_wake_{delay}ns"] = float(w["wake_median"])
+            _keep(hists, f"idle_entry_wake_{delay}ns", w, "wake")
         if before_irqs is not None and after_irqs is not None:
             m[f"idle_entry_irqs_{delay}ns"] = _per(sum(
                 after_irqs[k][cpu_b] - before_irqs[k][cpu_b] for k in ("CAL", "RES")),
                 w["wakes"])
     m["cacheline_remote"] = _bench.cacheline_ns(cpu_a, cpu_b, seconds=seconds / 2)
     m["cacheline_transfer"] = m["cacheline_remote"] - m["cacheline_local"]
-    _measure_ipis(m, cpu_a, cpu_b, seconds / 2)
+    _measure_ipis(m, cpu_a, cpu_b, seconds / 2, hists)
     if rps is not None:
         rps.set((cpu_b,))
         try:
@@ -431,10 +506,44 @@ def _median(rule: Derivation, reps: list[dict[str, float]]) -> tuple[int, tuple[
     return median_spread(values)
 
 
-def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> dict[
-    str, CostEntry
-]:
-    """Every CostModel field's entry from the repetitions' measurements."""
+def _shaped(field: str, rule: Derivation, reps: list[dict[str, float]],
+            hists: list[Hists]) -> CostEntry | None:
+    """``field``'s entry with its measured shape (:data:`SHAPES`), or ``None`` where no
+    repetition has the samples or the shape has no mean above 0. Each repetition's
+    shape is its probe's quantile points less what the derivation subtracts; the entry
+    takes the repetition whose shape's mean is the median (the upper middle of an even
+    count) and writes that mean as the value, so the model's draws, whose mean is the
+    field's value, are those points unscaled. The spread is the range of the means."""
+    name, how, fn = SHAPES[field]
+    shapes: list[tuple[float, list[float], float]] = []
+    for m, h in zip(reps, hists, strict=True):
+        if not h.get(name):
+            continue
+        try:
+            points = fn(m, h[name])
+            constant = rule[1](m)
+        except (KeyError, ValueError, ZeroDivisionError):
+            continue
+        points = [p for p in points if p == p]
+        if points and (mean := statistics.fmean(points)) > 0:
+            shapes.append((mean, points, constant))
+    if not shapes:
+        return None
+    shapes.sort(key=lambda s: s[0])
+    mean, points, constant = shapes[len(shapes) // 2]
+    dist = CostDistribution("empirical", values=tuple(round(p, 1) for p in points),
+                            weights=(1.0,) * len(points))
+    value = round(dist.mean)
+    spread = (min(value, round(shapes[0][0])), max(value, round(shapes[-1][0])))
+    return CostEntry(value, spread, f"{rule[0]}; shape: {how}, {len(points)} equal-weight "
+                     f"quantile points of the median repetition; value = the shape's mean "
+                     f"(that repetition's value by the formula: {constant:.0f} ns)", dist)
+
+
+def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool,
+           hists: list[Hists] | None = None) -> dict[str, CostEntry]:
+    """Every CostModel field's entry from the repetitions' measurements; with
+    ``hists`` (one per repetition), the fields in :data:`SHAPES` carry their shape."""
     entries: dict[str, CostEntry] = {}
     for field, why in UNMEASURABLE.items():
         entries[field] = default_entry(field, why)
@@ -453,7 +562,15 @@ def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> di
                 value, spread = _median(rule, reps)
             except (KeyError, ValueError, ZeroDivisionError):
                 continue
-            entries[field] = CostEntry(value, spread, rule[0])
+            shaped = None
+            if hists is not None and field in SHAPES and rule is not FALLBACKS.get(field):
+                shaped = _shaped(field, rule, reps, hists)
+            if shaped is not None:
+                entries[field] = shaped
+            else:
+                why = NO_SHAPE.get(field, "a difference of two loop averages (the IPI "
+                                   "probes' samples were not usable)")
+                entries[field] = CostEntry(value, spread, f"{rule[0]} (constant: {why})")
             break
         else:
             why = "needs 2 CPUs" if not cross_cpu else \
@@ -462,8 +579,13 @@ def derive(reps: list[dict[str, float]], have_root: bool, cross_cpu: bool) -> di
     return {name: entries[name] for name in FIELDS}
 
 
-def summarize(reps: list[dict[str, float]]) -> dict[str, Any]:
-    """Each measurement's median and range, with what it measures."""
+def summarize(reps: list[dict[str, float]], hists: list[Hists] | None = None) -> dict[
+    str, Any
+]:
+    """Each measurement's median and range, with what it measures; with ``hists``, a
+    per-operation measurement also gets ``quantiles``, its probe's 32 quantile points
+    (ns) in the repetition whose value is the median (the upper middle of an even
+    count), also where no field uses them."""
     out: dict[str, Any] = {}
     for name, what in MEASUREMENTS.items():
         values = [m[name] for m in reps if name in m and m[name] == m[name]]
@@ -477,6 +599,12 @@ def summarize(reps: list[dict[str, float]]) -> dict[str, Any]:
             "max": round(max(values), digits),
             "what": what,
         }
+        per_rep = hists if hists is not None else [{}] * len(reps)
+        shaped = sorted(((m[name], h[name]) for m, h in zip(reps, per_rep, strict=True)
+                         if h.get(name) and name in m and m[name] == m[name]),
+                        key=lambda x: x[0])
+        if shaped:
+            out[name]["quantiles"] = [round(q) for q in shaped[len(shaped) // 2][1]]
     return out
 
 
@@ -492,20 +620,23 @@ def calibrate(quick: bool = False, root: Path | str = ROOT, euid: int | None = N
     have_root = (os.geteuid() if euid is None else euid) == 0
     reps, seconds = (QUICK_REPS, QUICK_SECONDS) if quick else (REPS, SECONDS)
     results: list[dict[str, float]] = []
+    hists: list[Hists] = []
     if have_root and cpu_b is not None:
         with RpsGuard(root) as guard:
             for i in range(reps):
                 if progress:
                     progress(f"[rep {i + 1}/{reps}] measuring")
-                results.append(measure_once(cpu_a, cpu_b, seconds, guard, root))
+                hists.append({})
+                results.append(measure_once(cpu_a, cpu_b, seconds, guard, root, hists[-1]))
     else:
         for i in range(reps):
             if progress:
                 progress(f"[rep {i + 1}/{reps}] measuring (no RPS run: "
                          + ("not root)" if not have_root else "1 CPU)"))
-            results.append(measure_once(cpu_a, cpu_b, seconds, None, root))
-    entries = derive(results, have_root and cpu_b is not None, cpu_b is not None)
-    return {"entries": entries, "measurements": summarize(results), "host": facts,
+            hists.append({})
+            results.append(measure_once(cpu_a, cpu_b, seconds, None, root, hists[-1]))
+    entries = derive(results, have_root and cpu_b is not None, cpu_b is not None, hists)
+    return {"entries": entries, "measurements": summarize(results, hists), "host": facts,
             "reps": reps, "seconds": seconds, "cpus": [cpu_a, cpu_b]}
 
 
@@ -527,7 +658,10 @@ def main(args: argparse.Namespace) -> int:
           napikit=napikit.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                              time.gmtime()),
           notes=f"{out['reps']} repetitions of {out['seconds']:g} s loops on CPUs "
-          f"{out['cpus'][0]} and {out['cpus'][1]}; value = median, spread = min-max")
+          f"{out['cpus'][0]} and {out['cpus'][1]}; value = median over the repetitions, "
+          "spread = min-max; an entry with a distribution: its probe's 32 quantile points "
+          "(of the repetition with the median mean) and value = their mean, the mean "
+          "the model draws that cost with")
     width = max(map(len, entries))
     for name, e in entries.items():
         print(f"{name:<{width}}  {e.value:>7} ns  [{e.spread[0]}-{e.spread[1]}]  {e.source}")

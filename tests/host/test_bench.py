@@ -138,3 +138,45 @@ def test_idle_entry_ends_when_its_stop_races_the_last_wake_up() -> None:
     for _ in range(2000):
         r = _bench.idle_entry(A, B, 0, seconds=1.0, max_wakes=3)
         assert 0 < r["wakes"] <= 3
+
+
+def _check_shape(r: dict, name: str, median: int | None = None) -> None:
+    """A probe's histogram: ``HIST_POINTS`` sorted points inside the samples' range,
+    bracketing the probe's median (``[]`` and -1 without samples)."""
+    h, lo, hi = r[f"{name}_hist"], r[f"{name}_min"], r[f"{name}_max"]
+    if not h:
+        assert lo == hi == -1
+        return
+    assert len(h) == _bench.HIST_POINTS == 32
+    assert h == sorted(h) and lo <= h[0] and h[-1] <= hi
+    if median is not None:
+        # the points sit at (k + 0.5) / 32: the 16th and 17th bracket the median
+        assert h[15] <= median <= h[16]
+
+
+def test_per_operation_probes_return_their_samples_shape() -> None:
+    """tgkill calls, FUTEX_WAKE calls, membarrier arrivals and handlers, idle-entry
+    wake-ups: each probe's histogram is bounded, sorted, within its samples' range and
+    consistent with its median."""
+    r = _bench.ipi_tgkill(A, B, seconds=1.0, max_calls=200)
+    _check_shape(r, "call", r["call_median"])
+    assert r["call_hist"]
+    p = _bench.futex_pingpong(A, B, busy_target=True, seconds=0.02)
+    _check_shape(p, "wake")
+    assert p["wake_hist"] and p["wake_min"] <= p["wake_ns"] / p["wake_calls"] <= p["wake_max"]
+    w = _bench.idle_entry(A, B, 0, seconds=1.0, max_wakes=100)
+    _check_shape(w, "wake", w["wake_median"] if w["slept"] else None)
+    if B != A:
+        m = _bench.ipi_membarrier(A, B, seconds=0.02, max_calls=500)
+        _check_shape(m, "call", m["call_median"])
+        _check_shape(m, "arrival", m["arrival_median"] if m["matched"] else None)
+        _check_shape(m, "handler", m["handler_median"] if m["matched"] else None)
+        assert bool(m["handler_hist"]) == bool(m["matched"])
+
+
+def test_a_shape_of_fewer_samples_than_points_repeats_them() -> None:
+    """3 calls, 32 points: every point is one of the 3 samples."""
+    r = _bench.ipi_tgkill(A, A, seconds=1.0, max_calls=3)
+    assert r["calls"] == 3
+    _check_shape(r, "call", r["call_median"])
+    assert len(set(r["call_hist"])) <= 3

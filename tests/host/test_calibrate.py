@@ -279,3 +279,125 @@ def test_a_rule_is_taken_over_the_repetitions_where_it_applies() -> None:
     assert calibrate._median(("x", rule), reps) == (200, (100, 300))
     with pytest.raises(ValueError):
         calibrate._median(("x", rule), [{"x": -1.0}])
+
+
+#: One repetition's per-operation shapes (the probes' 32 quantile points), right-skewed
+#: like real call times: a body of small steps and a slow tail.
+Q = [float(x) for x in (*range(1000, 1300, 10), 2000, 6000)]
+H = {"tgkill_remote_running": [q + 1500 for q in Q], "ipi_handler_busy_target": list(Q),
+     "ipi_arrival_busy_target": [q + 600 for q in Q],
+     "futex_wake_busy_target": [q + 3900 for q in Q]}
+
+
+def _mean(points: list[float]) -> float:
+    return sum(points) / len(points)
+
+
+def test_per_operation_fields_carry_their_shape() -> None:
+    """The four fields timed per operation get an empirical shape: the probe's points
+    less what the formula subtracts (the constants of the same repetition), clamped at
+    0; the others stay constant and say why."""
+    e = calibrate.derive([M], have_root=True, cross_cpu=True, hists=[H])
+    shaped = {n for n, x in e.items() if x.distribution is not None}
+    assert shaped == set(calibrate.SHAPES) == {"ipi_send_ns", "ipi_handler_ns",
+                                               "ipi_latency_ns", "wakeup_ns"}
+    send = e["ipi_send_ns"].distribution
+    assert send is not None and send.kind == "empirical" and len(send.values) == 32
+    assert list(send.values) == [q + 1500 - 1100 for q in Q] and set(send.weights) == {1.0}
+    assert list(e["ipi_handler_ns"].distribution.values) == Q  # type: ignore[union-attr]
+    # arrival less membarrier_alone (150) and ipi_send_sender (1400): 1000 + 600 - 1550
+    lat = e["ipi_latency_ns"].distribution
+    assert lat is not None and lat.values[0] == 50.0
+    wake = e["wakeup_ns"].distribution
+    assert wake is not None and list(wake.values) == [q + 3900 - 200 for q in Q]
+    for name in shaped:
+        assert "shape:" in e[name].source and "value = the shape's mean" in e[name].source
+    for name, x in e.items():
+        if name not in shaped and not x.source.startswith("default:"):
+            assert "(constant: " in x.source, name
+
+
+def test_a_shapes_value_is_its_mean_not_the_median() -> None:
+    """Documented: with a shape the field's value is the mean of the draws, so the file
+    writes the shape's mean (the core's rescaling is then 1 to within rounding and the
+    draws are the measured points); for right-skewed samples it is above the median,
+    which the source still names."""
+    e = calibrate.derive([M], have_root=True, cross_cpu=True, hists=[H])
+    for name in calibrate.SHAPES:
+        d = e[name].distribution
+        assert d is not None
+        assert abs(e[name].value - d.mean) <= 0.5
+        median = (d.values[15] + d.values[16]) / 2
+        assert e[name].value > median
+    # the constant rule would give the median-based 2400 for the handler
+    assert e["ipi_handler_ns"].value == round(_mean(Q)) != 2400
+    assert "by the formula: 2400 ns" in e["ipi_handler_ns"].source
+
+
+def test_shapes_merge_by_the_median_repetition() -> None:
+    """Over repetitions: the shape of the repetition whose shape's mean is the median,
+    its mean the value, the spread the range of the repetitions' means."""
+    reps = [dict(M, tgkill_same_cpu=c) for c in (1100.0, 900.0, 1300.0)]
+    e = calibrate.derive(reps, have_root=True, cross_cpu=True, hists=[H, H, H])["ipi_send_ns"]
+    means = sorted(_mean([q + 1500 - c for q in Q]) for c in (1100.0, 900.0, 1300.0))
+    assert e.value == round(means[1])
+    assert e.spread == (round(means[0]), round(means[2]))
+    assert e.distribution is not None and e.distribution.values[0] == 1000 + 1500 - 1100
+
+
+def test_no_shape_without_samples_a_fallback_or_a_mean_of_0() -> None:
+    """Repetitions without samples keep the constant; so do the futex proxies (a
+    difference of two averages) and a shape clamped to all zeros."""
+    e = calibrate.derive([M], have_root=True, cross_cpu=True, hists=[{}])
+    assert all(x.distribution is None for x in e.values())
+    assert e["ipi_send_ns"].value == 1400
+    probes = ("membarrier", "ipi_", "tgkill")
+    m = {k: v for k, v in M.items() if not k.startswith(probes)}
+    e = calibrate.derive([m], have_root=True, cross_cpu=True, hists=[H])
+    assert e["ipi_send_ns"].distribution is None and e["ipi_latency_ns"].distribution is None
+    assert "(constant: " in e["ipi_send_ns"].source
+    assert e["wakeup_ns"].distribution is not None
+    e = calibrate.derive([dict(M, membarrier_alone=9000.0)], have_root=True,
+                         cross_cpu=True, hists=[H])
+    assert e["ipi_latency_ns"].distribution is None
+
+
+def test_calibrated_shapes_load_back_and_run(
+    fake_root, fake_bench, monkeypatch, tmp_path, capsys
+) -> None:
+    """calibrate with probes that return their samples' shape writes a cost file whose
+    shaped entries load back as distributions and that `napikit run --costs` runs."""
+    import json
+
+    from napikit import cli
+    from napikit.host import _bench, costfile
+
+    tgkill, pingpong = _bench.ipi_tgkill, _bench.futex_pingpong
+    monkeypatch.setattr(_bench, "ipi_tgkill", lambda a, b, **k: dict(
+        tgkill(a, b, **k), call_hist=[int(q) + (1500 if a != b else 100) for q in Q]))
+    monkeypatch.setattr(_bench, "futex_pingpong", lambda a, b, busy_target=False, **k: dict(
+        pingpong(a, b, busy_target=busy_target, **k), wake_hist=[int(q) + 4000 for q in Q]))
+    out = calibrate.calibrate(quick=True, root=fake_root, euid=1000)
+    path = tmp_path / "costs.toml"
+    costfile.write(path, out["entries"], out["host"], out["measurements"])
+    loaded = costfile.load(path)
+    assert set(loaded.distributions) == {"ipi_send_ns", "wakeup_ns"}
+    for name, d in loaded.distributions.items():
+        assert d.kind == "empirical" and len(d.values) == 32
+        assert abs(getattr(loaded.costs, name) - d.mean) <= 0.5
+    assert cli.main(["run", "--costs", str(path), "--packets", "500", "--json"]) == 0
+    dists = json.loads(capsys.readouterr().out)["config"]["cost_distributions"]
+    assert set(dists) == {"ipi_send_ns", "wakeup_ns"}
+
+
+def test_summarize_keeps_the_median_repetitions_quantiles() -> None:
+    """[measurements] keeps a per-operation probe's points, of the median repetition,
+    also for probes no field takes a shape from."""
+    reps = [dict(M, tgkill_remote_running=v) for v in (2500.0, 2600.0, 2400.0)]
+    hists = [{"tgkill_remote_running": [v + q for q in Q], "idle_entry_wake_500ns": Q}
+             for v in (0.0, 100.0, -100.0)]
+    s = calibrate.summarize(reps, hists)
+    assert s["tgkill_remote_running"]["quantiles"] == [round(q) for q in Q]
+    assert "quantiles" not in s["yield_pair"]
+    assert "idle_entry_wake_500ns" not in s  # points, but no value in these reps
+    assert "quantiles" not in calibrate.summarize(reps)["tgkill_remote_running"]
