@@ -335,7 +335,7 @@ def _renamed(error: ConfigError, path: list[str | int], raw_root: Any) -> Config
         field = f"{prefix}.{field.partition('.')[2] or field}"
     elif not field:
         field = prefix
-    return ConfigError(field, error.allowed, error.got)
+    return error if field == error.field else ConfigError(field, error.allowed, error.got)
 
 
 def _last_note(exc: BaseException) -> Any:
