@@ -428,3 +428,13 @@ def test_replay_of_a_result_with_an_invalid_config_names_the_key(result_file):
     result_file.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"^config\.kernel\.hz: must be an integer"):
         replay(result_file)
+
+
+def test_the_docs_show_the_dump_as_it_is():
+    """docs/research-workflow.md's TOML example, up to its "...", is how
+    `napikit scenarios --dump seed-rps` begins."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
+    shown = doc.split("```toml\n", 1)[1].split("...\n", 1)[0]
+    scenario = napikit.scenarios.get("seed-rps")
+    dump = dump_scenario(scenario.config, name=scenario.name, description=scenario.description)
+    assert shown.count("\n") > 20 and dump.startswith(shown)
