@@ -55,9 +55,10 @@ class _Plugin:
 
 
 def _comparable(result: napikit.Result) -> str:
-    """The result's JSON without what names the policy."""
+    """The result's JSON without what names the policy (the fingerprint hashes the
+    configuration, its policy included)."""
     doc = result.to_dict()
-    for key in ("policy", "policy_package"):
+    for key in ("policy", "policy_package", "fingerprint"):
         doc.pop(key)
     doc["config"].pop("policy")
     return json.dumps(doc, sort_keys=True)

@@ -40,15 +40,27 @@ from napikit.results import (  # noqa: E402
     SoftnetStat,
     TaskStat,
 )
+from napikit.scenario_file import (  # noqa: E402
+    Difference,
+    ReplayReport,
+    canonical_config,
+    config_dict,
+    config_fingerprint,
+    config_from_dict,
+    dump_scenario,
+    load_scenario,
+    loads_scenario,
+    replay,
+)
 from napikit.simulation import Simulation, simulate  # noqa: E402
 
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostDistribution", "CostModel",
-    "CpuHotplug",
-    "CpuTime", "Cyclictest", "Drops", "Histogram", "HotplugRecord", "KernelParams", "Latency",
-    "LoopbackUdp", "NapikitError", "NicIrq", "PluginError", "PolicyError", "PolicyOption",
-    "PolicyRegistry", "PolicySpec", "Result", "Samples", "Simulation", "SoftirqAction",
-    "SoftnetStat",
-    "StallError",
-    "TaskStat", "__version__", "hookimpl", "hookspec", "scenarios", "simulate",
+    "CpuHotplug", "CpuTime", "Cyclictest", "Difference", "Drops", "Histogram",
+    "HotplugRecord", "KernelParams", "Latency", "LoopbackUdp", "NapikitError", "NicIrq",
+    "PluginError", "PolicyError", "PolicyOption", "PolicyRegistry", "PolicySpec",
+    "ReplayReport", "Result", "Samples", "Simulation", "SoftirqAction", "SoftnetStat",
+    "StallError", "TaskStat", "__version__", "canonical_config", "config_dict",
+    "config_fingerprint", "config_from_dict", "dump_scenario", "hookimpl", "hookspec",
+    "load_scenario", "loads_scenario", "replay", "scenarios", "simulate",
 ]

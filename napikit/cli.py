@@ -1,7 +1,8 @@
 """The ``napikit`` command: list policies and scenarios, run one, compare policies.
 
 Every deliberate failure (:class:`~napikit.errors.NapikitError`, or a usage error)
-is reported as one line, ``napikit: error: <message>``, with exit status 2.
+is reported as one line, ``napikit: error: <message>``, with exit status 2; ``replay``
+exits 1 when the rerun differs from the result it replays.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from napikit.config import Config, CostModel, CpuHotplug, Cyclictest, KernelPara
 from napikit.errors import ConfigError, NapikitError
 from napikit.plugins import registry
 from napikit.results import Result
+from napikit.scenario_file import dump_scenario, load_scenario, replay
 from napikit.simulation import Simulation
 
 #: The classic kernel comes first in ``compare``: the other rows are read against it.
@@ -33,6 +35,11 @@ BASELINE = "softirq-ipi"
 #: ``compare`` adds this variant whenever ``backlog-threads`` runs: the kernel change's
 #: RFC, without the local fast path (the seed story's first claim).
 RFC_VARIANT = ("backlog-threads", (("fast_path", False),))
+
+#: What ``run`` runs without ``--scenario`` or ``--config``.
+DEFAULT_SCENARIO = "seed-lo"
+#: At most this many differing fields are listed by ``replay`` unless told otherwise.
+REPLAY_LIMIT = 20
 
 #: Top-level Config fields ``--set`` may change (the policy has its own flags).
 _TOP_FIELDS = ("ncpus", "packets", "duration_ns", "drain_ns", "seed", "offline_cpus")
@@ -390,6 +397,11 @@ def _cmd_policies(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
+    if args.dump is not None:
+        scenario = scenarios.get(args.dump)
+        sys.stdout.write(dump_scenario(scenario.config, name=scenario.name,
+                                       description=scenario.description))
+        return 0
     rows = [["scenario", "description"]]
     rows.extend([s.name, s.description] for s in scenarios.SCENARIOS.values())
     print(_table(rows))
@@ -410,12 +422,19 @@ def _from_input() -> Iterator[None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    scenario = scenarios.get(args.scenario)
     with _from_input():
-        options = policy_options(args.policy, args.option)
-        config = _configure(scenario.config, args).evolve(
-            policy=args.policy, policy_options=options
-        )
+        if args.config is not None:
+            # The file's policy and options hold unless --policy names another.
+            base = load_scenario(args.config)
+            policy = args.policy or base.policy
+            options = policy_options(policy, args.option)
+            if args.policy is None:
+                options = {**base.options, **options}
+        else:
+            base = scenarios.get(args.scenario or DEFAULT_SCENARIO).config
+            policy = args.policy or BASELINE
+            options = policy_options(policy, args.option)
+        config = _configure(base, args).evolve(policy=policy, policy_options=options)
         sim = Simulation(config)
     result = sim.run()
     if args.json:
@@ -471,6 +490,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise
     _print_compare(args.json, plans, results)
     return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ConfigError("--limit", "an integer >= 1", args.limit)
+    with _from_input():
+        report = replay(args.result)
+    print("\n".join(report.lines(limit=args.limit)))
+    return 0 if report.identical else 1
 
 
 def _print_compare(as_json: bool, plans: Plans, results: dict[str, dict[str, Result]]) -> None:
@@ -534,12 +562,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("policies", help="list the installed policies")
     p.set_defaults(func=_cmd_policies)
 
-    p = commands.add_parser("scenarios", help="list the named scenarios")
+    p = commands.add_parser("scenarios", help="list the named scenarios, or print one as "
+                            "a scenario file")
+    p.add_argument("--dump", metavar="NAME",
+                   help="print scenario NAME as a TOML scenario file (for run --config)")
     p.set_defaults(func=_cmd_scenarios)
 
     p = commands.add_parser("run", parents=[overrides], help="run one scenario under one policy")
-    p.add_argument("--policy", default=BASELINE, help=f"policy name (default {BASELINE})")
-    p.add_argument("--scenario", default="seed-lo", help="scenario name (default seed-lo)")
+    p.add_argument("--policy", help=f"policy name (default {BASELINE}, or the --config "
+                   "file's; a policy named here replaces the file's policy and options)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--scenario", help=f"scenario name (default {DEFAULT_SCENARIO})")
+    source.add_argument("--config", metavar="FILE.toml",
+                        help="run the scenario file FILE.toml (napikit scenarios --dump "
+                        "NAME writes one); the overrides apply to it as to --scenario")
     p.add_argument(
         "--option", type=_assignment, action="append", default=[], metavar="KEY=VALUE",
         help="a policy option (repeatable)",
@@ -566,6 +602,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print {scenario: {policy label: result}} as JSON")
     p.set_defaults(func=_cmd_compare)
+
+    p = commands.add_parser(
+        "replay", help="rerun a result JSON from the configuration it holds; exit 1 and "
+        "list the differing fields if the new result is not byte-identical",
+    )
+    p.add_argument("result", metavar="RESULT.json", help="a result written by run --json")
+    p.add_argument("--limit", type=_integer_flag, default=REPLAY_LIMIT, metavar="N",
+                   help=f"list at most N differing fields (default {REPLAY_LIMIT})")
+    p.set_defaults(func=_cmd_replay)
 
     # Imported here: the study imports this module's compare lines (BASELINE, RFC_VARIANT).
     from napikit import claims, study

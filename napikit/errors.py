@@ -7,6 +7,10 @@ class NapikitError(Exception):
     """Base of every error napikit raises on purpose (the CLI prints it and exits 2)."""
 
 
+#: How much of a wrong value an error shows.
+GOT_SHOWN_MAX = 200
+
+
 class ConfigError(NapikitError, ValueError):
     """A configuration field holds a value napikit cannot run.
 
@@ -18,7 +22,10 @@ class ConfigError(NapikitError, ValueError):
         self.field = field
         self.allowed = allowed
         self.got = got
-        super().__init__(f"{field}: must be {allowed} (got {got!r})")
+        shown = repr(got)
+        if len(shown) > GOT_SHOWN_MAX:  # a 100,000-entry list is not a one-line error
+            shown = shown[:GOT_SHOWN_MAX] + f"... ({len(shown)} characters)"
+        super().__init__(f"{field}: must be {allowed} (got {shown})")
 
 
 class PluginError(NapikitError):

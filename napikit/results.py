@@ -250,7 +250,13 @@ class Result:
     policy: str
     policy_package: str
     seed: int
+    #: The configuration run, :func:`napikit.config_dict` (``Config.to_dict`` of its
+    #: canonical form): complete, so :func:`napikit.replay` can rerun it.
     config: dict[str, Any]
+    #: sha256 (hex) of ``config`` and ``napikit_version``
+    #: (:func:`napikit.config_fingerprint`): equal for equal configurations, in every
+    #: process; different for any change to a field or to napikit's version.
+    fingerprint: str
     sim_time_ns: int
     input_duration_ns: int
     quiescent: bool
@@ -360,6 +366,7 @@ class Result:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain data (what :meth:`to_json` writes)."""
         return attrs.asdict(self)
 
     def to_json(self) -> str:

@@ -19,6 +19,7 @@ from napikit.plugins import (
     registry,
 )
 from napikit.results import Result
+from napikit.scenario_file import config_dict, fingerprint_of
 
 
 class Simulation:
@@ -59,13 +60,17 @@ class Simulation:
                 f"napikit bug: {raw['packets_in_use']} packets in use but {raw['queued']} "
                 f"queued (policy {self.spec.name!r}, seed {self.config.seed})"
             )
+        # The canonical form (Config.to_dict's layout, each value of its declared
+        # type), so that a replay of the result rebuilds it byte for byte.
+        config = config_dict(self.config)
         self._result = Result.from_raw(
             raw,
             napikit_version=napikit.__version__,
             policy=self.spec.name,
             policy_package=self.spec.package,
             seed=self.config.seed,
-            config=self.config.to_dict(),
+            config=config,
+            fingerprint=fingerprint_of(config, napikit.__version__),
         )
         call_each(pm, "napikit_run_end", config=self.config, result=self._result)
         return self._result

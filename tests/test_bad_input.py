@@ -32,6 +32,8 @@ ADDRESS_SPACE = 2 * 2**30
 # ----------------------------------------------------------------- the corpus
 
 BIG = str(10**30)
+#: The first line of a scenario file.
+SCENARIO = 'format = "napikit-scenario/1"\n'
 
 #: CLI cases: the arguments after ``napikit``.
 CLI: dict[str, list[str]] = {
@@ -144,6 +146,18 @@ CLI: dict[str, list[str]] = {
     "study-ncpus-0": ["study", "--ncpus", "0"],
     "study-loads-negative": ["study", "--loads", "-1"],
     "study-jobs-0": ["study", "--jobs", "0"],
+    # scenario files and replay (files that exist on any Linux host, or none)
+    "config-missing": ["run", "--config", "/nonexistent/scenario.toml"],
+    "config-a-directory": ["run", "--config", "/"],
+    "config-not-toml": ["run", "--config", "/etc/passwd"],
+    "config-and-scenario": ["run", "--config", "/etc/passwd", "--scenario", "seed-lo"],
+    "config-no-file-name": ["run", "--config"],
+    "dump-unknown": ["scenarios", "--dump", "nope"],
+    "replay-missing": ["replay", "/nonexistent/result.json"],
+    "replay-a-directory": ["replay", "/"],
+    "replay-not-json": ["replay", "/etc/passwd"],
+    "replay-no-file-name": ["replay"],
+    "replay-limit-0": ["replay", "--limit", "0", "/etc/passwd"],
 }
 
 #: API cases: a constructor and its arguments, nested as ``[NAME, {...}]`` (data: no
@@ -216,6 +230,23 @@ API: dict[str, list[Any]] = {
     "config-sample-interval-10ns": ["Config", {"sample_interval_ns": 10}],
     "config-sample-interval-text": ["Config", {"sample_interval_ns": "1ms"}],
     "simulate-unknown-policy": ["simulate", {"policy": "nope", "packets": 10}],
+    "scenario-no-format": ["loads_scenario", {"text": "ncpus = 2"}],
+    "scenario-unknown-key": ["loads_scenario", {"text": SCENARIO + "colour = 1\n"}],
+    "scenario-ncpus-1e30": ["loads_scenario", {"text": SCENARIO + f"ncpus = {BIG}\n"}],
+    "scenario-seed-2**64": ["loads_scenario", {"text": SCENARIO + f"seed = {2**64}\n"}],
+    "scenario-packets-inf": ["loads_scenario", {"text": SCENARIO + "packets = inf\n"}],
+    "scenario-kernel-a-number": ["loads_scenario", {"text": SCENARIO + "kernel = 5\n"}],
+    "scenario-kind-a-class-name": ["loads_scenario", {
+        "text": SCENARIO + '[[workloads]]\nkind = "Config"\n'}],
+    "scenario-kind-a-dotted-name": ["loads_scenario", {
+        "text": SCENARIO + '[[workloads]]\nkind = "os.system"\n'}],
+    "scenario-hotplug-a-table": ["loads_scenario", {
+        "text": SCENARIO + "[hotplug]\ntime_ns = 1\n"}],
+    "scenario-option-nested": ["loads_scenario", {
+        "text": SCENARIO + "[policy_options.a]\nb = 1\n"}],
+    "config-dict-workloads-text": ["config_from_dict", {"data": {"workloads": "LoopbackUdp"}}],
+    "config-dict-rate-nan": ["config_from_dict", {"data": {"workloads": [
+        {"kind": "NicIrq", "rate_pps": float("nan")}]}}],
     "simulate-option-wrong-type": ["simulate", {"policy": "backlog-threads", "packets": 10,
                                                 "policy_options": {"fast_path": 3}}],
 }

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -443,3 +444,139 @@ def test_docs_quote_error_texts_only_where_they_are_checked():
     for doc in DOCS:
         for text in re.findall(r"napikit: error: [^`\n]*", doc.read_text()):
             assert text == "napikit: error: ..." or text in checked, (doc.name, text)
+
+
+# ----------------------------------------------------------------- scenario files, replay
+
+TINY = ["--packets", "5000"]
+
+
+@pytest.fixture
+def dumped(tmp_path, capsys) -> Callable[[str], Path]:
+    """``dumped(name)``: the path of scenario ``name`` written by `scenarios --dump`."""
+
+    def dump(name: str) -> Path:
+        code, out, err = napikit_cli(capsys, "scenarios", "--dump", name)
+        assert (code, err) == (0, "")
+        path = tmp_path / f"{name}.toml"
+        path.write_text(out)
+        return path
+
+    return dump
+
+
+@pytest.mark.parametrize("name", napikit.scenarios.names())
+def test_scenarios_dump_prints_the_scenario_as_a_file(capsys, name):
+    """`scenarios --dump NAME` prints TOML that loads as the scenario's Config."""
+    code, out, _ = napikit_cli(capsys, "scenarios", "--dump", name)
+    assert code == 0
+    assert napikit.loads_scenario(out) == napikit.scenarios.get(name).config
+
+
+@pytest.mark.parametrize("name", ["seed-lo", "seed-rps", "seed-rt", "perf-a"])
+@pytest.mark.parametrize("flags", [
+    [],
+    ["--policy", "backlog-threads", "--option", "fast_path=false"],
+    ["--policy", "ksoftirqd", "--seed", "3", "--set", "kernel.netdev_max_backlog=300"],
+], ids=["default", "backlog-threads-nofast", "ksoftirqd-overrides"])
+def test_run_config_is_byte_identical_to_run_scenario(capsys, dumped, name, flags):
+    """`run --config dumped.toml` prints the very bytes of `run --scenario NAME`."""
+    by_name = napikit_cli(capsys, "run", "--scenario", name, "--json", *TINY, *flags)
+    by_file = napikit_cli(capsys, "run", "--config", str(dumped(name)), "--json", *TINY, *flags)
+    assert by_name[0] == 0 and by_file == by_name
+
+
+def test_run_config_runs_the_files_policy_and_options(capsys, tmp_path):
+    """Without --policy, the file's policy and options run; --option adds to them."""
+    path = tmp_path / "s.toml"
+    path.write_text(napikit.dump_scenario(Config(
+        packets=5000, policy="backlog-threads", policy_options={"fast_path": False})))
+    doc = json.loads(napikit_cli(capsys, "run", "--config", str(path), "--json")[1])
+    assert (doc["policy"], doc["config"]["policy_options"]) == (
+        "backlog-threads", {"fast_path": False})
+    doc = json.loads(napikit_cli(capsys, "run", "--config", str(path), "--json",
+                                 "--option", "fast_path=true")[1])
+    assert doc["config"]["policy_options"] == {"fast_path": True}
+
+
+def test_run_config_policy_replaces_the_files_policy_and_options(capsys, tmp_path):
+    """--policy names the policy to run, with only the options given on the line."""
+    path = tmp_path / "s.toml"
+    path.write_text(napikit.dump_scenario(Config(
+        packets=5000, policy="backlog-threads", policy_options={"fast_path": False})))
+    doc = json.loads(napikit_cli(capsys, "run", "--config", str(path), "--json",
+                                 "--policy", "softirq-ipi")[1])
+    assert (doc["policy"], doc["config"]["policy_options"]) == ("softirq-ipi", {})
+
+
+@pytest.mark.parametrize("text, named", [
+    (None, "cannot read scenario file"),
+    ("ncpus = = 2\n", "not valid TOML"),
+    ('ncpus = 2\n', "format: must be"),
+    ('format = "napikit-scenario/1"\ncolour = 1\n', "colour: must be a key of Config"),
+    ('format = "napikit-scenario/1"\n[kernel]\nhz = "fast"\n', "kernel.hz: must be an integer"),
+    ('format = "napikit-scenario/1"\n[[workloads]]\nkind = "LoopbackUdp"\nrate_pps = 0\n',
+     "workloads[0].rate_pps: must be a number"),
+    ('format = "napikit-scenario/1"\n[[workloads]]\nrate_pps = 1e5\n', "workloads[0].kind"),
+])
+def test_a_bad_config_file_is_one_line_exit_2(capsys, tmp_path, text, named):
+    """A missing file, bad TOML, an unknown key, a wrong type or a refused value: one
+    stderr line naming it, status 2."""
+    path = tmp_path / "bad.toml"
+    if text is not None:
+        path.write_text(text)
+    code, out, err = napikit_cli(capsys, "run", "--config", str(path), *TINY)
+    assert (code, out) == (2, "")
+    assert err.startswith("napikit: error: ") and err.count("\n") == 1
+    assert named in err
+
+
+def test_config_and_scenario_are_mutually_exclusive(capsys, dumped):
+    """`--config` with `--scenario` is a usage error."""
+    code, out, err = napikit_cli(capsys, "run", "--config", str(dumped("seed-lo")),
+                                 "--scenario", "seed-lo")
+    assert (code, out) == (2, "")
+    assert err == "napikit: error: argument --scenario: not allowed with argument --config\n"
+
+
+def test_replay_of_a_run_is_identical_exit_0(capsys, tmp_path):
+    """`replay` of a `run --json` result: identical, status 0."""
+    path = tmp_path / "r.json"
+    path.write_text(napikit_cli(capsys, "run", "--scenario", "seed-rps", "--json", *TINY)[1])
+    code, out, err = napikit_cli(capsys, "replay", str(path))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{path}: identical: ")
+
+
+def test_replay_of_a_tampered_result_exits_1_naming_the_field(capsys, tmp_path):
+    """An edited figure: status 1 and the field with its file and rerun values."""
+    path = tmp_path / "r.json"
+    doc = json.loads(napikit_cli(capsys, "run", "--json", *TINY)[1])
+    ipis = doc["ipis"]
+    doc["ipis"] = ipis + 5
+    path.write_text(json.dumps(doc, sort_keys=True, indent=2) + "\n")
+    code, out, _ = napikit_cli(capsys, "replay", str(path))
+    assert code == 1
+    assert f"  ipis: {ipis + 5} -> {ipis}\n" in out
+
+
+def test_replay_of_garbage_is_one_line_exit_2(capsys, tmp_path):
+    """A file that is not a napikit result: one line, status 2."""
+    path = tmp_path / "r.json"
+    path.write_text("{\"hello\": 1}")
+    code, out, err = napikit_cli(capsys, "replay", str(path))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"napikit: error: {path}: not a napikit result") and \
+        err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["--help"], "replay"),
+    (["run", "--help"], "--config FILE.toml"),
+    (["scenarios", "--help"], "--dump NAME"),
+    (["replay", "--help"], "RESULT.json"),
+])
+def test_help_shows_scenario_files_and_replay(capsys, argv, shown):
+    """The new command and options are in the help texts."""
+    code, out, _ = napikit_cli(capsys, *argv)
+    assert code == 0 and shown in out

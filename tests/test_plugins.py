@@ -87,9 +87,10 @@ class Recorder:
 
 
 def _without_policy(result: napikit.Result) -> dict:
-    """The result's JSON without the fields that name the policy."""
+    """The result's JSON without the fields that name the policy (the fingerprint
+    hashes the configuration, its policy included)."""
     d = json.loads(result.to_json())
-    for key in ("policy", "policy_package"):
+    for key in ("policy", "policy_package", "fingerprint"):
         d.pop(key)
     for key in ("policy", "policy_options"):
         d["config"].pop(key)

@@ -12,7 +12,7 @@ RT = KernelParams(preempt_rt=True)
 
 def _without_policy(result) -> dict:
     d = result.to_dict()
-    for key in ("policy", "policy_package", "config"):
+    for key in ("policy", "policy_package", "config", "fingerprint"):
         d.pop(key)
     return d
 
