@@ -42,7 +42,8 @@ DEFAULT_SCENARIO = "seed-lo"
 REPLAY_LIMIT = 20
 
 #: Top-level Config fields ``--set`` may change (the policy has its own flags).
-_TOP_FIELDS = ("ncpus", "packets", "duration_ns", "drain_ns", "seed", "offline_cpus")
+_TOP_FIELDS = ("ncpus", "packets", "duration_ns", "drain_ns", "seed", "offline_cpus",
+               "sample_interval_ns")
 _SECTIONS = {"kernel": KernelParams, "costs": CostModel}
 
 

@@ -580,3 +580,15 @@ def test_help_shows_scenario_files_and_replay(capsys, argv, shown):
     """The new command and options are in the help texts."""
     code, out, _ = napikit_cli(capsys, *argv)
     assert code == 0 and shown in out
+
+
+def test_run_set_sample_interval_records_a_time_series(capsys):
+    """--set sample_interval_ns=1ms: the JSON result carries the series, one row per
+    millisecond of the run."""
+    code, out, _ = napikit_cli(capsys, "run", "--packets", "5000", "--json",
+                               "--set", "sample_interval_ns=1ms")
+    assert code == 0
+    d = json.loads(out)
+    times = d["samples"]["time_ns"]
+    assert times[0] == 1_000_000 and times[-1] == d["sim_time_ns"]
+    assert sum(d["samples"]["delivered"]) == d["delivered"]
