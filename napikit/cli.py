@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any, NoReturn
@@ -23,6 +23,7 @@ import attrs
 
 import napikit
 from napikit import scenarios
+from napikit.confidence import Estimate
 from napikit.config import Config, CostModel, CpuHotplug, Cyclictest, KernelParams, LoopbackUdp
 from napikit.errors import ConfigError, NapikitError
 from napikit.plugins import registry
@@ -466,6 +467,10 @@ Plans = dict[str, tuple[scenarios.Scenario, Config, dict[str, Simulation]]]
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    if not 1 <= args.seeds <= 1000:
+        raise ConfigError("--seeds", "an integer from 1 to 1000", args.seeds)
+    if args.seeds > 1:
+        return _compare_seeds(args)
     # Every configuration is built and validated before the first run starts.
     plans: Plans = {}
     with _from_input():
@@ -490,6 +495,64 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         _print_compare(args.json, plans, {name: rs for name, rs in results.items() if rs})
         raise
     _print_compare(args.json, plans, results)
+    return 0
+
+
+#: What ``compare --seeds`` estimates: (column, figure of a result, format).
+_SEED_FIGURES: tuple[tuple[str, Callable[[Result], float], str], ...] = (
+    ("delivered/s", lambda r: r.delivered_pps, ",.0f"),
+    ("drops backlog", lambda r: r.drops.backlog, ",.0f"),
+    ("drops socket", lambda r: r.drops.socket, ",.0f"),
+    ("ctx switches", lambda r: r.context_switches, ",.0f"),
+    ("IPIs", lambda r: r.ipis, ",.0f"),
+    ("backlog-thread wakeups", lambda r: r.backlog_thread_wakeups, ",.0f"),
+    ("ksoftirqd wakeups", lambda r: r.ksoftirqd_wakeups, ",.0f"),
+    ("p99 latency (us)", lambda r: (r.latency_send_recv if r.latency_send_recv.count
+                                    else r.latency_enqueue).p99_ns / 1e3, ".2f"),
+    ("softirq on app tasks (ms)", lambda r: r.punished_softirq_ns() / 1e6, ".3f"),
+)
+
+
+def _compare_seeds(args: argparse.Namespace) -> int:
+    """``compare --seeds N``: every row run with N seeds, each figure as an
+    :class:`~napikit.confidence.Estimate`."""
+    with _from_input():
+        variants = [(policy, tuple(policy_options(policy, raw).items()))
+                    for policy, raw in args.variant]
+        rows = _compare_rows(args.policy, variants)
+        plans = {}
+        for name in args.scenario or scenarios.DEFAULT_COMPARE:
+            scenario = scenarios.get(name)
+            config = _configure(scenario.config, args)
+            seeds = [config.seed + i for i in range(args.seeds)]
+            if seeds[-1] > 2**64 - 1:
+                raise ConfigError("--seeds", f"at most {2**64 - config.seed} from seed "
+                                  f"{config.seed}", args.seeds)
+            plans[scenario.name] = (scenario, config, seeds, {
+                label: [Simulation(config.evolve(policy=policy, policy_options=dict(options),
+                                                 seed=seed)) for seed in seeds]
+                for label, (policy, options) in rows.items()})
+    doc: dict[str, Any] = {}
+    blocks = []
+    for name, (scenario, config, seeds, sims) in plans.items():
+        runs = {label: [s.run() for s in ss] for label, ss in sims.items()}
+        estimates = {label: {col: Estimate.of([figure(r) for r in rs])
+                             for col, figure, _ in _SEED_FIGURES} for label, rs in runs.items()}
+        doc[name] = {label: {"seeds": seeds, "results": [r.to_dict() for r in rs],
+                             "estimates": {col: attrs.asdict(e)
+                                           for col, e in estimates[label].items()}}
+                     for label, rs in runs.items()}
+        header = ["policy", *(col for col, _, _ in _SEED_FIGURES)]
+        table = [header] + [[label, *(estimates[label][col].show(fmt)
+                                      for col, _, fmt in _SEED_FIGURES)]
+                            for label in runs]
+        blocks.append(f"{name} ({_extent(config)}; mean ±95 % CI over {len(seeds)} seeds "
+                      f"{seeds[0]}-{seeds[-1]}): {scenario.description}\n"
+                      + _table(table, right=frozenset(range(1, len(header)))))
+    if args.json:
+        sys.stdout.write(json.dumps(doc, sort_keys=True, indent=2) + "\n")
+    else:
+        print("\n\n".join(blocks))
     return 0
 
 
@@ -600,8 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant", type=_variant, action="append", default=[],
         metavar="POLICY:KEY=VALUE[,KEY=VALUE]", help="also run POLICY with these options",
     )
+    p.add_argument("--seeds", type=_integer_flag, default=1, metavar="N",
+                   help="run each row with N seeds (the seed, seed+1, ...) and show every "
+                   "figure as its mean +- the 95 %% confidence interval")
     p.add_argument("--json", action="store_true",
-                   help="print {scenario: {policy label: result}} as JSON")
+                   help="print {scenario: {policy label: result}} as JSON (with --seeds: "
+                   "{scenario: {policy label: {seeds, results, estimates}}})")
     p.set_defaults(func=_cmd_compare)
 
     p = commands.add_parser(

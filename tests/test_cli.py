@@ -592,3 +592,30 @@ def test_run_set_sample_interval_records_a_time_series(capsys):
     times = d["samples"]["time_ns"]
     assert times[0] == 1_000_000 and times[-1] == d["sim_time_ns"]
     assert sum(d["samples"]["delivered"]) == d["delivered"]
+
+
+def test_compare_seeds_reports_mean_and_confidence_per_figure(capsys):
+    """compare --seeds 3: each row ran with seeds 1-3; its estimates are the mean and
+    the t interval of the three results' figures."""
+    code, out, _ = napikit_cli(capsys, "compare", "--scenario", "perf-a", "--seeds", "3",
+                               "--packets", "20k", "--policy", "softirq-ipi", "--json")
+    assert code == 0
+    row = json.loads(out)["perf-a"]["softirq-ipi"]
+    assert row["seeds"] == [1, 2, 3]
+    assert [r["seed"] for r in row["results"]] == [1, 2, 3]
+    pps = [r["delivered_pps"] for r in row["results"]]
+    assert len(set(pps)) == 3  # Poisson arrivals: the seed matters
+    est = row["estimates"]["delivered/s"]
+    assert est["n"] == 3 and est["mean"] == pytest.approx(sum(pps) / 3) and est["ci95"] > 0
+
+
+def test_compare_seeds_table_says_how_many_seeds(capsys):
+    code, out, _ = napikit_cli(capsys, "compare", "--scenario", "perf-a", "--seeds", "2",
+                               "--packets", "5k", "--policy", "softirq-ipi")
+    assert code == 0 and "mean ±95 % CI over 2 seeds 1-2" in out and " ±" in out
+
+
+@pytest.mark.parametrize("n", ["0", "1001", "-2"])
+def test_compare_seeds_out_of_range_is_one_line(capsys, n):
+    code, _, err = napikit_cli(capsys, "compare", "--seeds", n)
+    assert code == 2 and err.count("\n") == 1 and "--seeds" in err

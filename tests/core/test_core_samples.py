@@ -16,6 +16,7 @@ MS = 1_000_000
 def _without_samples(result: napikit.Result) -> dict[str, Any]:
     d = result.to_dict()
     d.pop("samples")
+    d.pop("fingerprint")  # of the configuration, which asked for the series
     d["config"].pop("sample_interval_ns")
     return d
 
