@@ -19,9 +19,9 @@ import pytest
 
 import napikit
 from napikit import Config, CostDistribution, CostModel, Cyclictest, KernelParams, NicIrq
-from tests.conftest import ZERO_COSTS
 
 S = 1000  # ns of service
+ZERO_COSTS = CostModel(**{a.name: 0 for a in attrs.fields(CostModel)})
 
 
 def _server(rho: float, dist: CostDistribution | None, packets: int = 300_000,
