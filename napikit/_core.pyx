@@ -388,6 +388,8 @@ cdef class Sim:
             self.cpus[cpu].curr = -1
             self.cpus[cpu].min_vruntime = UPTIME_NS
             self.cpus[cpu].softirq_host_task = -1
+            if drawn(self.dist_mask, K_IDLE_ENTRY):   # idle since the start: a first window
+                self.cpus[cpu].idle_entry_drawn = cost_draw(self, K_IDLE_ENTRY)
             self.backlog_task[cpu] = -1
             # input_pkt_queue grows up to netdev_max_backlog + 1 (the check is qlen > max)
             if not (ring_init(&self.sd[cpu].input_pkt_queue) and

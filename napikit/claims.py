@@ -376,7 +376,7 @@ def _host_cell(m: ClaimMap, host: dict[str, float] | None) -> tuple[float, float
     for axis, values in ((m.x, m.x_values), (m.y, m.y_values)):
         v = host[axis]
         logs = [math.log(x) for x in values]
-        if not logs[0] <= math.log(v) <= logs[-1] if v > 0 else True:
+        if v <= 0 or not logs[0] <= math.log(v) <= logs[-1]:
             return None
         k = max(i for i in range(len(logs)) if logs[i] <= math.log(v))
         k = min(k, len(logs) - 2)

@@ -270,3 +270,10 @@ def test_cli_claims_writes_the_csv_and_the_map(tmp_path, capsys):
     assert len(rows) == 1 + 4 * cells
     assert (tmp_path / "claims.png").read_bytes()[:4] == b"\x89PNG"
     assert capsys.readouterr().out.count("holds in") == 4 * len(claims_mod.MAPS)
+
+
+def test_the_host_is_marked_where_its_costs_are_and_only_on_the_map():
+    m = claims_mod.ClaimMap("ipi", "protocol", (0.25, 1.0, 4.0), (0.25, 1.0, 4.0), ())
+    assert claims_mod._host_cell(m, {"ipi": 1.0, "protocol": 2.0}) == pytest.approx((1, 1.5))
+    assert claims_mod._host_cell(m, {"ipi": 1.0, "protocol": 8.0}) is None
+    assert claims_mod._host_cell(m, {"ipi": 0.0, "protocol": 1.0}) is None
