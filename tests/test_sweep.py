@@ -171,3 +171,35 @@ def test_cli_bad_cell_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "kernel.hz='0'" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_interrupt_keeps_finished_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    module = sys.modules["napikit.sweep"]
+    monkeypatch.setattr(module, "POOL_STARTUP_S", 0.0)
+    cells = build_cells(_base(), GRID, seeds=[1])
+
+    def stop(done: int, total: int, what: str) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cells(cells, tmp_path, jobs=2, progress=stop)
+    assert len(list(tmp_path.glob("*.parquet"))) == 2
+    assert len(run_cells(cells, tmp_path, jobs=2)) == 2
+    assert len(load_sweep(tmp_path)) == 4
+
+
+def test_cli_interrupt_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    module = sys.modules["napikit.sweep"]
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "run_cells", interrupted)
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "same command continues" in err
