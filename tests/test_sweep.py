@@ -203,3 +203,11 @@ def test_cli_interrupt_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "same command continues" in err
+
+
+def test_the_docs_sweep_example_loads() -> None:
+    """docs/research-workflow.md's sweep file is a valid sweep: 2*2*2*2*2 cells, 3 seeds."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
+    text = doc.split("## Sweeps", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    cells = loads_sweep(text).cells()
+    assert len(cells) == 32 * 3 and cells[0].config.packets == 50000
