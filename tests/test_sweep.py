@@ -211,3 +211,12 @@ def test_the_docs_sweep_example_loads() -> None:
     text = doc.split("## Sweeps", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     cells = loads_sweep(text).cells()
     assert len(cells) == 32 * 3 and cells[0].config.packets == 50000
+
+
+def test_same_sweep_same_parquet_bytes(tmp_path: Path) -> None:
+    cells = build_cells(_base(), {"policy": ["softirq-ipi", "backlog-threads"]}, seeds=[1])
+    run_cells(cells, tmp_path / "a")
+    run_cells(cells, tmp_path / "b")
+    for c in cells:
+        name = f"{c.fingerprint}.parquet"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
