@@ -54,6 +54,10 @@ from napikit.scenario_file import (  # noqa: E402
 )
 from napikit.simulation import Simulation, simulate  # noqa: E402
 
+# Last: the module imports pandas and pyarrow only when a sweep runs. The package's
+# ``sweep`` is the function; the module is ``sys.modules["napikit.sweep"]``.
+from napikit.sweep import load_sweep, sweep  # noqa: E402
+
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostDistribution", "CostModel",
     "CpuHotplug", "CpuTime", "Cyclictest", "Difference", "Drops", "Histogram",
@@ -62,5 +66,6 @@ __all__ = [
     "ReplayReport", "Result", "Samples", "Simulation", "SoftirqAction", "SoftnetStat",
     "StallError", "TaskStat", "__version__", "canonical_config", "config_dict",
     "config_fingerprint", "config_from_dict", "dump_scenario", "hookimpl", "hookspec",
-    "load_scenario", "loads_scenario", "replay", "scenarios", "simulate",
+    "load_scenario", "load_sweep", "loads_scenario", "replay", "scenarios", "simulate",
+    "sweep",
 ]

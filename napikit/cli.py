@@ -682,12 +682,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Imported here: the study imports this module's compare lines (BASELINE, RFC_VARIANT).
     from napikit import claims, study
+
+    # napikit.sweep (the attribute) is the function napikit re-exports, not the module.
+    sweep = sys.modules["napikit.sweep"]
     from napikit.host import calibrate, kernel_bench, validate
 
     # Commands with options of their own: each module adds them and runs the command.
     for name, module, text in (
         ("study", study, "run the SEED scenarios over CPU counts, loads and policies; "
          "write a CSV and plots"),
+        ("sweep", sweep, "run a base scenario over a grid of fields and seeds; write each "
+         "cell to a Parquet dataset (a rerun resumes)"),
         ("claims", claims, "map where the kernel change's four claims hold over relative "
          "costs, loads and shared CPUs; write a CSV and a PNG"),
         # Ground truth: measure this host, run the real experiment, compare with the model.

@@ -1,0 +1,222 @@
+"""napikit sweep: the file format, cells, rows, resuming and the engines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import napikit
+from napikit.cli import main
+from napikit.errors import ConfigError
+from napikit.sweep import build_cells, load_sweep, loads_sweep, pool_size, run_cells
+
+SWEEP = """
+format = "napikit-sweep/1"
+scenario = "seed-rps"
+seeds = 2
+packets = 2000
+
+[grid]
+policy = ["softirq-ipi", "backlog-threads"]
+kernel.hz = [250]
+"costs.ipi_send_ns" = [100]
+"""
+
+
+def test_import_napikit_imports_no_pandas_pyarrow_or_dask() -> None:
+    code = ("import sys, napikit; assert callable(napikit.sweep); "
+            "print([m for m in ('pandas', 'pyarrow', 'dask') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_file_grid_and_seeds() -> None:
+    sweep = loads_sweep(SWEEP)
+    assert sweep.grid == (("policy", ("softirq-ipi", "backlog-threads")),
+                          ("kernel.hz", (250,)), ("costs.ipi_send_ns", (100,)))
+    assert sweep.seeds == (1, 2)
+    cells = sweep.cells()
+    assert len(cells) == 4
+    assert [(c.config.policy, c.seed) for c in cells] == [
+        ("softirq-ipi", 1), ("softirq-ipi", 2), ("backlog-threads", 1), ("backlog-threads", 2)]
+    assert all(c.config.kernel.hz == 250 and c.config.costs.ipi_send_ns == 100
+               and c.config.packets == 2000 for c in cells)
+    assert len({c.fingerprint for c in cells}) == 4
+    assert cells[0].fingerprint == napikit.config_fingerprint(cells[0].config)
+
+
+def test_policy_options_workload_and_ncpus() -> None:
+    base = napikit.scenarios.get("seed-lo").config.evolve(packets=2000)
+    cells = build_cells(base, {"policy": ["backlog-threads"],
+                               "policy_options.fast_path": [True, False],
+                               "workload.rate_pps": [1e5]}, seeds=[7])
+    assert [c.config.options["fast_path"] for c in cells] == [True, False]
+    assert all(w.rate_pps == 1e5 for c in cells for w in c.config.workloads)
+    assert {c.seed for c in cells} == {7}
+
+
+def test_inline_base_and_config_file(tmp_path: Path) -> None:
+    (tmp_path / "b.toml").write_text(napikit.dump_scenario(napikit.Config(packets=3000)))
+    text = 'format = "napikit-sweep/1"\nconfig = "b.toml"\n[grid]\nncpus = [2, 4]\n'
+    (tmp_path / "s.toml").write_text(text)
+    from napikit.sweep import load_sweep_file
+
+    sweep = load_sweep_file(tmp_path / "s.toml")
+    assert sweep.base.packets == 3000 and len(sweep.cells()) == 2
+    inline = loads_sweep('format = "napikit-sweep/1"\n[base]\npackets = 4000\n[grid]\n'
+                         'ncpus = [2]\n')
+    assert inline.base.packets == 4000
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('format = "napikit-sweep/1"\nscenario = "seed-lo"\nbogus = 1\n', "bogus"),
+    ('format = "x"\nscenario = "seed-lo"\n', "format"),
+    ('format = "napikit-sweep/1"\nscenario = "seed-lo"\n[grid]\n"kernel.hz" = [0]\n',
+     "grid cell kernel.hz='0'"),
+    ('format = "napikit-sweep/1"\nscenario = "seed-lo"\n[grid]\nnope = [1]\n',
+     "grid cell nope='1'"),
+    ('format = "napikit-sweep/1"\nscenario = "seed-lo"\n[grid]\nncpus = 2\n', "grid.ncpus"),
+    ('format = "napikit-sweep/1"\nscenario = "seed-lo"\nseeds = 0\n', "seeds"),
+])
+def test_bad_files_are_one_line_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        loads_sweep(text).cells()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_pool_size_rule() -> None:
+    assert pool_size(1, 100, 10.0) == 1
+    assert pool_size(8, 1, 10.0) == 1
+    assert pool_size(8, 5, 0.1) == 1  # 0.5 s of work: not worth a pool
+    assert pool_size(8, 5, 1.0) == 5
+    assert pool_size(4, 50, 1.0) == 4
+
+
+def _base() -> napikit.Config:
+    return napikit.scenarios.get("seed-rps").config.evolve(packets=2000)
+
+
+GRID = {"policy": ["softirq-ipi", "backlog-threads"], "kernel.hz": [250, 1000]}
+
+
+def test_rows_columns_and_flattening() -> None:
+    df = napikit.sweep(_base(), {"policy": ["softirq-ipi"]}, seeds=[1, 2])
+    assert list(df["cell"]) == [0, 1] and list(df["seed"]) == [1, 2]
+    assert list(df.columns[:4]) == ["cell", "grid.policy", "seed", "fingerprint"]
+    for col in ("delivered_pps", "drops.backlog", "latency_send_recv.p99_ns",
+                "cpu_time.1.softirq", "softnet.0.processed"):
+        assert col in df.columns
+    assert not any(c.startswith(("config", "tasks", "samples", "histograms"))
+                   for c in df.columns)
+    r = napikit.simulate(_base().evolve(seed=2))
+    assert df["delivered_pps"].iloc[1] == r.delivered_pps
+    assert df["fingerprint"].iloc[1] == r.fingerprint
+
+
+def test_resume_runs_only_missing_cells(tmp_path: Path) -> None:
+    cells = build_cells(_base(), GRID, seeds=[1])
+    assert len(run_cells(cells, tmp_path)) == 4
+    first = load_sweep(tmp_path)
+    assert len(list(tmp_path.glob("*.parquet"))) == 4
+    assert not list(tmp_path.glob("*.tmp"))
+    (tmp_path / f"{cells[2].fingerprint}.parquet").unlink()
+    seen: list[tuple[int, int]] = []
+    rerun = run_cells(cells, tmp_path, progress=lambda d, t, w: seen.append((d, t)))
+    assert [r["cell"] for r in rerun] == [2]
+    assert seen == [(3, 4), (4, 4)]
+    pd.testing.assert_frame_equal(load_sweep(tmp_path), first)
+    assert run_cells(cells, tmp_path) == []
+
+
+def test_same_frame_serial_pool_and_dask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    from distributed import Client, LocalCluster
+
+    import napikit.sweep as _  # noqa: F401
+
+    module = sys.modules["napikit.sweep"]
+    serial = napikit.sweep(_base(), GRID, seeds=[1])
+    monkeypatch.setattr(module, "POOL_STARTUP_S", 0.0)  # force the pool on a tiny grid
+    pooled = napikit.sweep(_base(), GRID, seeds=[1], jobs=2, out=tmp_path)
+    pd.testing.assert_frame_equal(serial, pooled)
+    with LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        on_dask = napikit.sweep(_base(), GRID, seeds=[1], client=client)
+    pd.testing.assert_frame_equal(serial, on_dask)
+    assert list(serial["grid.policy"]) == ["softirq-ipi"] * 2 + ["backlog-threads"] * 2
+
+
+def test_cli_sweep_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert "4 cells, 4 run" in capsys.readouterr().err
+    df = load_sweep(out)
+    assert len(df) == 4 and list(df["cell"]) == [0, 1, 2, 3]
+    assert main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
+    assert "0 run, 4 already" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(load_sweep(out), df)
+
+
+def test_cli_bad_cell_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP.replace("[250]", "[250, 0]"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kernel.hz='0'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_interrupt_keeps_finished_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    module = sys.modules["napikit.sweep"]
+    monkeypatch.setattr(module, "POOL_STARTUP_S", 0.0)
+    cells = build_cells(_base(), GRID, seeds=[1])
+
+    def stop(done: int, total: int, what: str) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cells(cells, tmp_path, jobs=2, progress=stop)
+    assert len(list(tmp_path.glob("*.parquet"))) == 2
+    assert len(run_cells(cells, tmp_path, jobs=2)) == 2
+    assert len(load_sweep(tmp_path)) == 4
+
+
+def test_cli_interrupt_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    module = sys.modules["napikit.sweep"]
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "run_cells", interrupted)
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "same command continues" in err
+
+
+def test_the_docs_sweep_example_loads() -> None:
+    """docs/research-workflow.md's sweep file is a valid sweep: 2*2*2*2*2 cells, 3 seeds."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
+    text = doc.split("## Sweeps", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    cells = loads_sweep(text).cells()
+    assert len(cells) == 32 * 3 and cells[0].config.packets == 50000
+
+
+def test_same_sweep_same_parquet_bytes(tmp_path: Path) -> None:
+    cells = build_cells(_base(), {"policy": ["softirq-ipi", "backlog-threads"]}, seeds=[1])
+    run_cells(cells, tmp_path / "a")
+    run_cells(cells, tmp_path / "b")
+    for c in cells:
+        name = f"{c.fingerprint}.parquet"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
