@@ -27,11 +27,12 @@ kernel.hz = [250]
 """
 
 
-def test_import_napikit_imports_no_pandas_pyarrow_or_dask() -> None:
+def test_import_napikit_imports_no_pandas_pyarrow_or_dask(tmp_path: Path) -> None:
     code = ("import sys, napikit; assert callable(napikit.sweep); "
             "print([m for m in ('pandas', 'pyarrow', 'dask') if m in sys.modules])")
+    # run elsewhere: from the repository root "-c" would import its uncompiled source tree
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, cwd=tmp_path).stdout
     assert out.strip() == "[]"
 
 
