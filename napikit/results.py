@@ -173,6 +173,11 @@ def _deltas(cumulative: list[int]) -> tuple[int, ...]:
     return tuple(b - a for a, b in zip([0, *cumulative[:-1]], cumulative, strict=True))
 
 
+#: The counters of a :class:`Samples` row, per interval.
+_SAMPLE_COUNTERS = ("arrived", "delivered", "drops", "ipis", "wakeup_ipis", "thread_kicks",
+                    "context_switches")
+
+
 @frozen
 class CpuSamples:
     """One CPU over the run: its backlog's length (``input_pkt_queue`` plus
@@ -204,9 +209,7 @@ class Samples:
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> Samples:
         """From the core's columns of cumulative counters."""
-        counters = {k: _deltas(raw[k]) for k in (
-            "arrived", "delivered", "drops", "ipis", "wakeup_ipis", "thread_kicks",
-            "context_switches")}
+        counters = {k: _deltas(raw[k]) for k in _SAMPLE_COUNTERS}
         cpus = tuple(
             CpuSamples(tuple(c["backlog_len"]),
                        {k: _deltas(v) for k, v in c.items() if k != "backlog_len"})
@@ -220,8 +223,7 @@ class Samples:
         out = []
         for i, t in enumerate(self.time_ns):
             row = {"time_ns": t}
-            for name in ("arrived", "delivered", "drops", "ipis", "wakeup_ipis",
-                         "thread_kicks", "context_switches"):
+            for name in _SAMPLE_COUNTERS:
                 row[name] = getattr(self, name)[i]
             for n, c in enumerate(self.cpus):
                 row[f"cpu{n}.backlog_len"] = c.backlog_len[i]

@@ -302,36 +302,23 @@ cdef int process_backlog_next(Sim s, int cpu, int work, int quota) noexcept:
         sd.input_pkt_queue = tmp
 
 
-cdef inline i64 rx_location_cost(Sim s, int cpu, Packet* p) noexcept nogil:
+cdef inline i64 rx_location_cost(Sim s, int cpu, Packet* p, bint draw) noexcept nogil:
     """``__netif_receive_skb`` of ``p`` on ``cpu``: ``protocol_rx_ns``, plus
     ``remote_skb_ns`` when another CPU wrote the skb last (``ip_rcv`` and ``udp_rcv`` read
     its head and ``skb_shared_info``, ``__udp4_lib_lookup_skb`` the headers in its data,
     ``__udp_enqueue_schedule_skb`` writes its ``truesize`` accounting and list pointers),
     plus ``remote_sock_ns`` when another CPU touched the socket's receive queue last
     (``__udp_enqueue_schedule_skb``: ``sk_rmem_alloc``, ``sk_receive_queue`` and its lock,
-    ``sk_forward_alloc``, then ``sock_def_readable``'s wait queue). B.10.6."""
-    cdef i64 c = s.c_protocol_rx
+    ``sk_forward_alloc``, then ``sock_def_readable``'s wait queue). B.10.6. With ``draw``
+    each term that applies is one draw (``cost_of``): the packet's own step."""
+    cdef i64 c = cost_of(s, K_PROTOCOL_RX, s.c_protocol_rx) if draw else s.c_protocol_rx
     cdef int w
     if p.wcpu != cpu:
-        c += s.c_remote_skb
+        c += cost_of(s, K_REMOTE_SKB, s.c_remote_skb) if draw else s.c_remote_skb
     if p.sock >= 0:
         w = s.socks[p.sock].wcpu
         if w >= 0 and w != cpu:
-            c += s.c_remote_sock
-    return c
-
-
-cdef i64 rx_drawn_cost(Sim s, int cpu, Packet* p) noexcept nogil:
-    """``rx_location_cost`` of one packet whose costs are drawn: one draw of each that
-    applies (``cost_of``), so the packet is a poll step of its own."""
-    cdef i64 c = cost_of(s, K_PROTOCOL_RX, s.c_protocol_rx)
-    cdef int w
-    if p.wcpu != cpu:
-        c += cost_of(s, K_REMOTE_SKB, s.c_remote_skb)
-    if p.sock >= 0:
-        w = s.socks[p.sock].wcpu
-        if w >= 0 and w != cpu:
-            c += cost_of(s, K_REMOTE_SOCK, s.c_remote_sock)
+            c += cost_of(s, K_REMOTE_SOCK, s.c_remote_sock) if draw else s.c_remote_sock
     return c
 
 
@@ -343,16 +330,12 @@ cdef int location_run(Sim s, int cpu, Softnet* sd, int avail) noexcept:
     costs the step is the first packet alone, at its own draw."""
     cdef Ring* q = &sd.process_queue
     cdef Packet* p = &s.pkts[q.buf[q.head & q.mask]]
-    cdef i64 cost
+    cdef i64 cost = rx_location_cost(s, cpu, p, s.rx_drawn)
     cdef int j = 1
-    if s.rx_drawn:
-        cost = rx_drawn_cost(s, cpu, p)
-    else:
-        cost = rx_location_cost(s, cpu, p)
     if p.sock < 0 and not s.rx_drawn:
         while j < avail:
             p = &s.pkts[q.buf[(q.head + <u32>j) & q.mask]]
-            if rx_location_cost(s, cpu, p) != cost:
+            if rx_location_cost(s, cpu, p, False) != cost:
                 break
             j += 1
             if p.sock >= 0:
