@@ -12,6 +12,10 @@ TASK_KINDS: tuple[str, ...]
 TASK_STATES: tuple[str, ...]
 COST_NAMES: tuple[str, ...]
 SAMPLE_COLUMNS: tuple[str, ...]
+#: A trace record's ``struct`` format, its kinds and what out-of-line time is for.
+TRACE_RECORD_FORMAT: str
+TRACE_KINDS: tuple[str, ...]
+TRACE_WHAT: tuple[str, ...]
 #: The fields of a switch-log record (:meth:`Sim.switch_log`).
 SWITCH_LOG_FIELDS: tuple[str, ...]
 
@@ -31,6 +35,14 @@ class Sim:
         Raises ``MemoryError`` (one line naming what) when a queue or the packet pool
         cannot grow, and ``KeyboardInterrupt`` on Ctrl-C (looked for every 8192 events).
         """
+    def record_trace(self, start_ns: int, end_ns: int, max_events: int) -> None:
+        """Before :meth:`run`: record a timeline of ``[start_ns, end_ns]``, at most
+        ``max_events`` records (napikit._core_traced only; napikit._core raises
+        ``RuntimeError``)."""
+    def trace_records(self) -> tuple[bytes, bool]:
+        """The records (:data:`TRACE_RECORD_FORMAT` each) and whether the buffer filled."""
+    def task_names(self) -> list[str]:
+        """Every task's name as the kernel names its thread, in task order."""
     def record_switches(self, n: int) -> None:
         """Before :meth:`run`: log the first ``n`` context switches (``sched_switch``),
         for checking a scheduler class against a schedule computed by hand."""

@@ -35,6 +35,14 @@ BUCKET_NAMES = ("hardirq", "softirq", "ksoftirqd", "backlog_thread", "irq_thread
 TASK_KINDS = ("sender", "receiver", "ksoftirqd", "backlog_napi", "irq_thread",
               "cyclictest", "stopper")
 TASK_STATES = ("running", "runnable", "sleeping", "waking", "dead", "parked", "absent")
+#: The layout of one record of :meth:`Sim.trace_records` (``struct`` format).
+TRACE_RECORD_FORMAT = "=qqqqiiii"
+#: Trace record kinds, in core/defs.pxi's TR_* order.
+TRACE_KINDS = ("step", "charge", "ipi", "wake", "state", "switch", "backlog")
+#: What out-of-line CPU time and interrupts are for, in core/defs.pxi's TW_* order.
+TRACE_WHAT = ("other", "nic_irq", "hrtimer_irq", "tick", "ipi_rps", "ipi_wake",
+              "ipi_defer", "ipi_send", "csd_queue", "wakeup", "netif_rx", "skb_free",
+              "hotplug")
 #: A time series row's counters, in core/samples.pxi's S_* order.
 SAMPLE_COLUMNS = ("time_ns", "arrived", "delivered", "drops", "ipis", "wakeup_ipis",
                   "thread_kicks", "context_switches")
@@ -206,6 +214,14 @@ cdef class Sim:
     cdef i64* samples
     cdef i64 nsamples, cap_samples, max_samples
     cdef bint samples_truncated
+    # the timeline (core/trace.pxi, record_trace)
+    cdef bint trace_on, trace_snapped, trace_truncated
+    cdef i64 trace_start, trace_end
+    cdef TraceRec* trace
+    cdef i64 trace_n, trace_cap, trace_max
+    cdef i64 trace_seq             # the seq of the event being handled
+    cdef i64* trace_irq_until      # per CPU: the end of the last out-of-line slice
+    cdef int* trace_backlog_len    # per CPU: the backlog length last recorded
     # a policy fault, or an allocation that failed (nomem_what != 0), ends the run
     cdef bint failed
     cdef readonly object fault
@@ -684,6 +700,9 @@ cdef class Sim:
         free(self.lat_enqueue)
         free(self.lat_send_recv)
         free(self.samples)
+        free(self.trace)
+        free(self.trace_irq_until)
+        free(self.trace_backlog_len)
 
     # ------------------------------------------------------------ the event loop
 
@@ -702,6 +721,8 @@ cdef class Sim:
                 break
             e = ev_pop(self)
             self.now = e.time
+            if tracing(self.trace_on):
+                self.trace_seq = e.seq
             self.events += 1
             if not (self.events & (SIGNAL_CHECK_EVENTS - 1)):
                 PyErr_CheckSignals()  # raises what the handler raised (Ctrl-C)
@@ -750,6 +771,8 @@ cdef class Sim:
         elif not self.failed:
             stall_watchdog(self, True)
         self._settle()
+        if tracing(self.trace_on) and not self.trace_snapped and self.now >= self.trace_start:
+            trace_snapshot(self)
         if self.sample_interval and not self.samples_truncated and (
                 self.nsamples == 0 or self.samples[(self.nsamples - 1) * (
                     SAMPLE_GLOBALS + self.ncpus * SAMPLE_PER_CPU)] < self.now):
@@ -766,6 +789,8 @@ cdef class Sim:
             c = &self.cpus[cpu]
             until = c.busy_until
             if c.level != L_NONE:
+                if tracing(self.trace_on):
+                    trace_step(self, cpu, t_add(c.step_end, c.steal), c.step_dur)
                 c.acct[c.bucket] = t_add(c.acct[c.bucket], c.step_dur)
                 task_charge(self, cpu, c.level, c.step_dur)
                 if t_add(c.step_end, c.steal) > until:
@@ -793,6 +818,45 @@ cdef class Sim:
         return {"name": name, "kind": TASK_KINDS[t.kind], "cpu": t.cpu,
                 "state": TASK_STATES[t.state], "runtime_ns": t.runtime_ns,
                 "softirq_ns": t.softirq_ns, "switches": t.switches}
+
+    def record_trace(self, i64 start_ns, i64 end_ns, i64 max_events):
+        """Before :meth:`run`: record a timeline (core/trace.pxi) of what happens in
+        ``[start_ns, end_ns]``, at most ``max_events`` records; :meth:`trace_records`
+        returns it. Recording changes nothing in the run."""
+        cdef int i
+        if not TRACE_BUILT:
+            raise RuntimeError("napikit._core records no trace: napikit._core_traced does")
+        if self.ran:
+            raise RuntimeError("record_trace comes before run")
+        if not 0 <= start_ns <= end_ns or max_events < 1:
+            raise ValueError("record_trace: need 0 <= start_ns <= end_ns, max_events >= 1")
+        self.trace_start = start_ns
+        self.trace_end = end_ns
+        self.trace_max = max_events
+        self.trace_cap = min(max_events, TRACE_RECORDS_START)
+        free(self.trace)
+        self.trace = <TraceRec*>checked_calloc(self.trace_cap, sizeof(TraceRec),
+                                               "the trace buffer ({} records)")
+        if self.trace_irq_until == NULL:
+            self.trace_irq_until = <i64*>checked_calloc(self.ncpus, sizeof(i64),
+                                                        "the trace ({} CPUs)")
+            self.trace_backlog_len = <int*>checked_calloc(self.ncpus, sizeof(int),
+                                                          "the trace ({} CPUs)")
+        for i in range(self.ncpus):
+            self.trace_backlog_len[i] = -1
+        self.trace_on = 1
+
+    def trace_records(self):
+        """The recorded timeline: ``(records, truncated)``, ``records`` the bytes of the
+        C records (``struct`` format :data:`TRACE_RECORD_FORMAT`: ts, dur, id, at,
+        kind, cpu, a, b; core/trace.pxi says what each kind's
+        fields hold)."""
+        return (PyBytes_FromStringAndSize(<char*>self.trace, self.trace_n * sizeof(TraceRec))
+                if self.trace_n else b"", bool(self.trace_truncated))
+
+    def task_names(self):
+        """Every task's name as the kernel names its thread, in task order."""
+        return [self._task_row(i)["name"] for i in range(self.ntasks)]
 
     def record_switches(self, i64 n):
         """Before :meth:`run`: log the first ``n`` context switches (``sched_switch``),
@@ -948,14 +1012,14 @@ cdef void ipi_arrives(Sim s, int cpu) noexcept:
     rps_trigger_softirq(s, cpu)
     csd_flush(s, cpu)
     if s.idle_poll and c.curr < 0 and c.level == L_NONE and not c.softirq_active:
-        cpu_charge(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler), B_SOFTIRQ)
+        cpu_charge(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler), B_SOFTIRQ, TW_IPI_RPS)
         if s.forced_irqthreads:
             s.rt_idle_softirq_warnings += 1
             wakeup_softirqd(s, cpu, B_SOFTIRQ)
         else:
             softirq_start(s, cpu, -1)
         return
-    irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler))
+    irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler), TW_IPI_RPS)
 
 
 cdef void kick_arrives(Sim s, int cpu) noexcept:
@@ -1055,3 +1119,4 @@ include "core/workloads.pxi"
 include "core/hotplug.pxi"
 include "core/skbfree.pxi"
 include "core/samples.pxi"
+include "core/trace.pxi"

@@ -30,6 +30,8 @@ from napikit.plugins import registry
 from napikit.results import Result
 from napikit.scenario_file import dump_scenario, load_scenario, replay
 from napikit.simulation import Simulation
+from napikit.trace import BYTES_PER_RECORD, TraceOptions, require_perfetto
+from napikit.trace import MAX_EVENTS as TRACE_MAX_EVENTS
 
 #: The classic kernel comes first in ``compare``: the other rows are read against it.
 BASELINE = "softirq-ipi"
@@ -208,6 +210,20 @@ def _hotplug(text: str) -> CpuHotplug:
                           online=parts[2] == "online")
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _trace_window(text: str) -> tuple[int, int | None]:
+    """``START:END``, ``START:`` (to the run's end) or ``:END``; times with units."""
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected START:END, e.g. 2ms:4ms (got {text!r})")
+    try:
+        start = integer(parts[0], "trace window start", time=True) if parts[0] else 0
+        end = integer(parts[1], "trace window end", time=True) if parts[1] else None
+        TraceOptions(start_ns=start, end_ns=end)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return start, end
 
 
 def _cyclictest(text: str) -> Cyclictest:
@@ -437,8 +453,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             policy = args.policy or BASELINE
             options = policy_options(policy, args.option)
         config = _configure(base, args).evolve(policy=policy, policy_options=options)
-        sim = Simulation(config)
+        trace = None
+        if args.trace is not None:
+            require_perfetto()  # before the run, not after it
+            start, end = args.trace_window
+            trace = TraceOptions(start_ns=start, end_ns=end, max_events=args.trace_limit)
+        sim = Simulation(config, trace=trace)
     result = sim.run()
+    if sim.timeline is not None:
+        size = sim.timeline.write_perfetto(args.trace)
+        print(f"napikit: trace: {len(sim.timeline)} records, {size} bytes in {args.trace}"
+              + (f" (truncated: the buffer held {args.trace_limit} records)"
+                 if sim.timeline.truncated else ""), file=sys.stderr)
     if args.json:
         sys.stdout.write(result.to_json())
     else:
@@ -645,6 +671,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a policy option (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--trace", metavar="FILE.pftrace",
+                   help="write a Perfetto trace of the run (open it at ui.perfetto.dev; "
+                   "needs napikit[trace])")
+    p.add_argument("--trace-window", type=_trace_window, default=(0, None),
+                   metavar="START:END", help="trace only this part of the run, e.g. 2ms:4ms "
+                   "or 2ms: (default: all of it)")
+    p.add_argument("--trace-limit", type=_integer_flag, default=TRACE_MAX_EVENTS,
+                   metavar="N", help="record at most N events; past them the trace stops, "
+                   f"flagged (default {TRACE_MAX_EVENTS:,}; a written trace holds at "
+                   f"most {BYTES_PER_RECORD} bytes per event)")
     p.set_defaults(func=_cmd_run)
 
     p = commands.add_parser(

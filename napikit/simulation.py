@@ -20,6 +20,7 @@ from napikit.plugins import (
 )
 from napikit.results import Result
 from napikit.scenario_file import config_dict, fingerprint_of
+from napikit.trace import Timeline, TraceOptions, timeline
 
 
 class Simulation:
@@ -31,10 +32,16 @@ class Simulation:
     True
     """
 
-    def __init__(self, config: Config, *, plugins: pluggy.PluginManager | None = None) -> None:
+    def __init__(self, config: Config, *, plugins: pluggy.PluginManager | None = None,
+                 trace: TraceOptions | None = None) -> None:
         if not isinstance(config, Config):
             raise TypeError("Simulation needs a napikit.Config")
+        if trace is not None and not isinstance(trace, TraceOptions):
+            raise TypeError("Simulation's trace is a napikit.TraceOptions")
         self.config = config
+        self.trace = trace
+        #: The run's :class:`~napikit.Timeline` once it has run, if ``trace`` asked.
+        self.timeline: Timeline | None = None
         if plugins is not None:
             check_plugins(plugins)
         self._pm = plugins
@@ -49,11 +56,21 @@ class Simulation:
             return self._result
         pm = self._pm or default_manager()
         call_each(pm, "napikit_run_start", config=self.config)
-        sim = Sim(self.config, self.decision)
+        if self.trace is None:
+            sim = Sim(self.config, self.decision)
+        else:
+            from napikit._core_traced import Sim as TracedSim
+
+            sim = TracedSim(self.config, self.decision)
+            sim.record_trace(self.trace.start_ns,
+                             self.trace.end_ns if self.trace.end_ns is not None else 2**62,
+                             self.trace.max_events)
         fault = sim.run()
         if fault is not None:
             self._raise(fault)
         raw = sim.raw_results()
+        if self.trace is not None:
+            self.timeline = timeline(sim, self.config.ncpus, raw["sim_time_ns"], self.trace)
         if raw["queued"] != raw["packets_in_use"]:
             # Nothing lost: every packet alive in the pool must sit in some queue.
             raise AssertionError(

@@ -72,6 +72,47 @@ cdef struct Event:
     int a
     int b
 
+# ---------------------------------------------------------------- trace records
+# core/trace.pxi says what each kind's fields hold.
+cdef enum:
+    TR_STEP = 0
+    TR_CHARGE = 1
+    TR_IPI = 2
+    TR_WAKE = 3
+    TR_STATE = 4
+    TR_SWITCH = 5
+    TR_BACKLOG = 6
+
+# What out-of-line CPU time (cpu_charge) and an interrupt (irq_exit) are for: the
+# trace's slice names (napikit.trace.WHAT).
+cdef enum:
+    TW_OTHER = 0
+    TW_NIC_IRQ = 1
+    TW_HRTIMER_IRQ = 2
+    TW_TICK = 3
+    TW_IPI_RPS = 4        # the handler of an RPS IPI (rps_trigger_softirq)
+    TW_IPI_WAKE = 5       # ... of a wakelist IPI (sched_ttwu_pending)
+    TW_IPI_DEFER = 6      # ... of a deferred-free IPI (trigger_rx_softirq)
+    TW_IPI_SEND = 7       # the sender's cost of an IPI
+    TW_CSD_QUEUE = 8      # a csd queued with no interrupt (a polling target, or riding)
+    TW_WAKEUP = 9         # try_to_wake_up on the waker
+    TW_NETIF_RX = 10
+    TW_SKB_FREE = 11
+    TW_HOTPLUG = 12
+
+cdef enum:
+    TRACE_RECORDS_START = 4096   # the buffer starts with room for this many; doubles
+
+cdef struct TraceRec:
+    i64 ts
+    i64 dur
+    i64 id
+    i64 at            # when it was recorded (s.now)
+    int kind
+    int cpu
+    int a
+    int b
+
 # ---------------------------------------------------------------- packets and queues
 cdef struct Packet:
     i64 t_sent        # sendmsg start (loopback) or arrival at the NIC

@@ -57,14 +57,14 @@ cdef void cpu_down_start(Sim s, int cpu) noexcept:
     for i in range(2):
         ti = smpboot_thread(s, cpu, i)
         if ti >= 0 and s.tasks[ti].state == TS_SLEEPING:
-            s.tasks[ti].state = TS_PARKED
+            task_set_state(s, ti, TS_PARKED)
     stop_machine_if_parked(s, cpu)
 
 
 cdef void kthread_parkme(Sim s, int cpu, int ti) noexcept:
     """``kthread_parkme``: a running per-CPU thread saw ``kthread_should_park``."""
     fair_dequeue(s, cpu, ti)
-    s.tasks[ti].state = TS_PARKED
+    task_set_state(s, ti, TS_PARKED)
     s.tasks[ti].pc = 0
     s.cpus[cpu].nr_running -= 1
     stop_machine_if_parked(s, cpu)
@@ -89,7 +89,7 @@ cdef void run_stopper(Sim s, int cpu, int ti) noexcept:
         c.stopper_waiting = 1
         task_sleep(s, cpu, ti)
         return
-    s.tasks[ti].state = TS_SLEEPING
+    task_set_state(s, ti, TS_SLEEPING)
     c.nr_running -= 1
     c.curr = -1
     take_cpu_down(s, cpu)
@@ -189,16 +189,18 @@ cdef void dev_cpu_dead(Sim s, int oldcpu, int cpu) noexcept:
         reinject(s, oldcpu, &old.input_pkt_queue, cpu)
     s.reinjected += n
     s.hp_reinjected[hp] = n
+    if tracing(s.trace_on):
+        trace_backlog(s, oldcpu)
     hotplug_done(s, hp)
     if not s.failed:
-        irq_exit(s, cpu, 0)
+        irq_exit(s, cpu, 0, TW_HOTPLUG)
 
 
 cdef void reinject(Sim s, int oldcpu, Ring* q, int cpu) noexcept:
     """One ``netif_rx`` of ``dev_cpu_dead``'s loop, ``rps_input_queue_head_incr``."""
     cdef int idx = ring_pop(q)
     s.sd[oldcpu].input_queue_head += 1
-    cpu_charge(s, cpu, cost_of(s, K_NETIF_RX, s.c_netif_rx), B_CPUHP)
+    cpu_charge(s, cpu, cost_of(s, K_NETIF_RX, s.c_netif_rx), B_CPUHP, TW_NETIF_RX)
     netif_rx(s, cpu, idx, &s.sources[s.pkts[idx].src], B_CPUHP)
 
 
@@ -219,7 +221,7 @@ cdef void cpu_up(Sim s, int i) noexcept:
         c.min_vruntime = UPTIME_NS
     s.sd[cpu].napi_weight = s.dev_rx_weight
     if s.tasks[s.stopper_task[cpu]].state == TS_ABSENT:
-        s.tasks[s.stopper_task[cpu]].state = TS_SLEEPING
+        task_set_state(s, s.stopper_task[cpu], TS_SLEEPING)
     for j in range(2):
         ti = smpboot_thread(s, cpu, j)
         if ti < 0:
@@ -227,7 +229,7 @@ cdef void cpu_up(Sim s, int i) noexcept:
         if s.tasks[ti].state == TS_ABSENT and s.tasks[ti].kind == T_BACKLOG_NAPI:
             s.sd[cpu].napi_state |= NAPIF_STATE_THREADED
         # kthread_unpark: woken by its creator, not a softirq or NAPI wake-up
-        s.tasks[ti].state = TS_SLEEPING
+        task_set_state(s, ti, TS_SLEEPING)
         s.tasks[ti].pc = 0
         activate(s, ti)
     hotplug_done(s, i)

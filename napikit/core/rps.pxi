@@ -68,7 +68,7 @@ cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
         if state == CPU_POLLING:
             s.polled_kicks += 1
             cost = kick_send_cost(s)
-            cpu_charge(s, cpu, cost, bucket)
+            cpu_charge(s, cpu, cost, bucket, TW_CSD_QUEUE)
             t = t_add(t, cost)
             ev_push(s, t_add(t, cost_of(s, K_IDLE_EXIT_POLL, s.c_idle_exit_poll)), EV_KICK,
                     target, s.cpus[target].gen)
@@ -78,18 +78,20 @@ cdef void send_rps_ipis_of(Sim s, int owner, int cpu, int bucket) noexcept:
             s.coalesced_csds += 1
             tc.csd_rps += 1
             cost = kick_send_cost(s)
-            cpu_charge(s, cpu, cost, bucket)
+            cpu_charge(s, cpu, cost, bucket, TW_CSD_QUEUE)
             t = t_add(t, cost)
             continue
         s.ipis += 1
         cost = cost_of(s, K_IPI_SEND, s.c_ipi_send)
-        cpu_charge(s, cpu, cost, bucket)
+        cpu_charge(s, cpu, cost, bucket, TW_IPI_SEND)
         t = t_add(t, cost)
         at = t_add(t, cost_of(s, K_IPI_LATENCY, s.c_ipi_latency) +
                    (s.c_idle_exit if state == CPU_HALTED else 0))
         tc.csd_pending = 1
         tc.csd_at = at
         ev_push(s, at, EV_IPI, target, tc.gen)
+        if tracing(s.trace_on):
+            trace_ipi(s, cpu, target, t, TW_IPI_RPS)
     sd.rps_ipi_n = 0
 
 

@@ -6,9 +6,12 @@
 # charged at once and pushes back the end of whatever runs (steal), or, on a CPU running
 # nothing, the start of the next step (busy_until).
 
-cdef void cpu_charge(Sim s, int cpu, i64 ns, int bucket) noexcept:
-    """Charge ``ns`` of CPU time taken out of line (hard IRQ, IPI send, wake-up)."""
+cdef void cpu_charge(Sim s, int cpu, i64 ns, int bucket, int what) noexcept:
+    """Charge ``ns`` of CPU time taken out of line (hard IRQ, IPI send, wake-up), for
+    ``what`` (TW_*: the trace's name for it; an IPI's handler is traced even if free)."""
     cdef Cpu* c = &s.cpus[cpu]
+    if tracing(s.trace_on) and (ns > 0 or TW_IPI_RPS <= what <= TW_IPI_DEFER):
+        trace_charge(s, cpu, ns if ns > 0 else 0, bucket, what)
     if ns <= 0:
         return
     c.acct[bucket] = t_add(c.acct[bucket], ns)
@@ -53,6 +56,8 @@ cdef void step_done(Sim s, int cpu, int token) noexcept:
     if c.step_seg:
         c.seg_end = s.now   # process_backlog_deliver times the packets not yet stamped
         c.step_seg = 0
+    if tracing(s.trace_on):
+        trace_step(s, cpu, s.now, c.step_dur)
     level = c.level
     c.level = L_NONE
     c.idle_since = s.now
@@ -107,6 +112,8 @@ cdef void suspend_task_step(Sim s, int cpu) noexcept:
         done = 0
     if c.step_seg:
         poll_step_stamp(s, cpu, done)
+    if tracing(s.trace_on):
+        trace_step(s, cpu, s.now, done)
     t.rem_seg = c.step_seg
     c.step_seg = 0
     t.remaining = c.step_dur - done
@@ -243,17 +250,19 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     cdef i64 at
     if t.state != TS_SLEEPING:
         return
+    if tracing(s.trace_on):
+        trace_rec(s, TR_WAKE, s.now, 0, waker_cpu, ti, t.cpu, -1)
     if t.kind == T_KSOFTIRQD:
         s.ksoftirqd_wakeups += 1
     elif t.kind == T_BACKLOG_NAPI:
         s.backlog_thread_wakeups += 1
     if waker_cpu >= 0:
-        cpu_charge(s, waker_cpu, cost_of(s, K_WAKEUP, s.c_wakeup), bucket)
+        cpu_charge(s, waker_cpu, cost_of(s, K_WAKEUP, s.c_wakeup), bucket, TW_WAKEUP)
     if waker_cpu < 0 or waker_cpu == t.cpu:
         activate(s, ti)
         return
     c = &s.cpus[t.cpu]
-    t.state = TS_WAKING
+    task_set_state(s, ti, TS_WAKING)
     if c.curr >= 0 or c.nr_running > 0:
         ev_push(s, s.now + cost_of(s, K_WAKEUP_LATENCY, s.c_wakeup_latency), EV_WAKE, ti, 0)
         return
@@ -264,16 +273,18 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     if s.csd_coalesce and c.csd_pending and s.now < c.csd_at:
         # an IPI to its call_single_queue is in flight: the wake-up rides on it
         s.coalesced_csds += 1
-        cpu_charge(s, waker_cpu, kick_send_cost(s), bucket)
+        cpu_charge(s, waker_cpu, kick_send_cost(s), bucket, TW_CSD_QUEUE)
         ev_push(s, c.csd_at, EV_WAKE_IPI, ti, -2 - t.cpu)
         return
     s.wakeup_ipis += 1
-    cpu_charge(s, waker_cpu, cost_of(s, K_IPI_SEND, s.c_ipi_send), bucket)
+    cpu_charge(s, waker_cpu, cost_of(s, K_IPI_SEND, s.c_ipi_send), bucket, TW_IPI_SEND)
     at = s.now + cost_of(s, K_WAKEUP_LATENCY, s.c_wakeup_latency) + \
         (s.c_idle_exit if state == CPU_HALTED else 0)
     c.csd_pending = 1
     c.csd_at = at
     ev_push(s, at, EV_WAKE_IPI, ti, t.cpu)
+    if tracing(s.trace_on):
+        trace_ipi(s, waker_cpu, t.cpu, s.now, TW_IPI_WAKE)
 
 
 cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
@@ -286,7 +297,7 @@ cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
     activate(s, ti)
     if cpu >= 0 and s.tasks[ti].cpu == cpu and s.cpus[cpu].online:
         csd_flush(s, cpu)
-        irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler))
+        irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler), TW_IPI_WAKE)
 
 
 cdef void activate(Sim s, int ti) noexcept:
@@ -297,7 +308,7 @@ cdef void activate(Sim s, int ti) noexcept:
     cdef int cpu = t.cpu
     cdef Cpu* c = &s.cpus[cpu]
     fair_enqueue(s, cpu, ti)   # before it counts: update_curr sees the queue without it
-    t.state = TS_RUNNABLE
+    task_set_state(s, ti, TS_RUNNABLE)
     c.nr_running += 1
     if c.nr_running >= 2:
         tick_start(s, cpu)
@@ -373,7 +384,7 @@ cdef void scheduler_tick(Sim s, int cpu) noexcept:
     if c.curr >= 0 and s.tasks[c.curr].policy == SCHED_NORMAL:
         fair_tick(s, cpu)
     tick_start(s, cpu)
-    irq_exit(s, cpu, 0)
+    irq_exit(s, cpu, 0, TW_TICK)
 
 
 # ---------------------------------------------------------------- __schedule
@@ -409,19 +420,21 @@ cdef void schedule(Sim s, int cpu) noexcept:
             resume_task(s, cpu, prev)
         return
     s.context_switches += 1
+    if tracing(s.trace_on):
+        trace_rec(s, TR_SWITCH, s.now, 0, cpu, prev, best, -1)
     if s.swlog_cap:
         log_switch(s, cpu, prev, best)
     if prev >= 0:
         t = &s.tasks[prev]
         t.switches += 1
         if t.state == TS_RUNNING:
-            t.state = TS_RUNNABLE
+            task_set_state(s, prev, TS_RUNNABLE)
             s.involuntary_switches += 1
     c.curr = best
     if best < 0:
         return
     t = &s.tasks[best]
-    t.state = TS_RUNNING
+    task_set_state(s, best, TS_RUNNING)
     # EEVDF: the switch is the scheduler's time, not the task's (a switch dearer than
     # a slice would otherwise use up each slice before the task ran: no progress)
     cdef i64 cs = cost_of(s, K_CONTEXT_SWITCH, s.c_context_switch)
@@ -461,7 +474,7 @@ cdef void switch_done(Sim s, int cpu) noexcept:
     cdef Cpu* c = &s.cpus[cpu]
     if c.irq_deferred:
         c.irq_deferred = 0
-        irq_exit(s, cpu, 0)
+        irq_exit(s, cpu, 0, TW_OTHER)
         return
     if c.curr >= 0:
         resume_task(s, cpu, c.curr)
@@ -517,13 +530,13 @@ cdef void task_sleep(Sim s, int cpu, int ti) noexcept:
     """``set_current_state(TASK_INTERRUPTIBLE); schedule()`` (``__schedule`` ->
     ``deactivate_task``)."""
     fair_dequeue(s, cpu, ti)
-    s.tasks[ti].state = TS_SLEEPING
+    task_set_state(s, ti, TS_SLEEPING)
     s.cpus[cpu].nr_running -= 1
     schedule(s, cpu)
 
 
 cdef void task_exit(Sim s, int cpu, int ti) noexcept:
     fair_dequeue(s, cpu, ti)
-    s.tasks[ti].state = TS_DEAD
+    task_set_state(s, ti, TS_DEAD)
     s.cpus[cpu].nr_running -= 1
     schedule(s, cpu)

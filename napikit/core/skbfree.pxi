@@ -38,7 +38,7 @@ cdef void skb_attempt_defer_free(Sim s, int cpu, int idx) noexcept:
     cdef bint kick
     if alloc == cpu or not s.cpus[alloc].online or \
             ring_len(&s.defer_list[alloc]) >= s.skb_defer_max:
-        cpu_charge(s, cpu, cost_of(s, K_SKB_FREE, s.c_skb_free), B_APPLICATION)
+        cpu_charge(s, cpu, cost_of(s, K_SKB_FREE, s.c_skb_free), B_APPLICATION, TW_SKB_FREE)
         pkt_free(s, idx)
         return
     dl = &s.defer_list[alloc]
@@ -73,10 +73,12 @@ cdef void kick_defer_list_purge(Sim s, int cpu, int target) noexcept:
     s.defer_ipi_scheduled[target] = 1
     s.defer_ipis += 1
     state = cpu_idle_state(s, target)
-    cpu_charge(s, cpu, cost_of(s, K_IPI_SEND, s.c_ipi_send), B_APPLICATION)
+    cpu_charge(s, cpu, cost_of(s, K_IPI_SEND, s.c_ipi_send), B_APPLICATION, TW_IPI_SEND)
     ev_push(s, t_add(s.now, cost_of(s, K_IPI_LATENCY, s.c_ipi_latency) +
                      (s.c_idle_exit if state == CPU_HALTED else 0)),
             EV_DEFER_IPI, target, s.cpus[target].gen)
+    if tracing(s.trace_on):
+        trace_ipi(s, cpu, target, s.now, TW_IPI_DEFER)
 
 
 cdef void defer_ipi_arrives(Sim s, int cpu, int gen) noexcept:
@@ -87,7 +89,7 @@ cdef void defer_ipi_arrives(Sim s, int cpu, int gen) noexcept:
     if gen != s.cpus[cpu].gen or not s.cpus[cpu].online:
         return
     s.cpus[cpu].pending |= NET_RX_SOFTIRQ
-    irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler))
+    irq_exit(s, cpu, cost_of(s, K_IPI_HANDLER, s.c_ipi_handler), TW_IPI_DEFER)
 
 
 cdef void skb_defer_free_flush(Sim s, int cpu, int bucket) noexcept:
@@ -104,7 +106,7 @@ cdef void skb_defer_free_flush(Sim s, int cpu, int bucket) noexcept:
         i = ring_pop(dl)   # back to the free list (pkts_in_use dropped at the defer)
         s.pkts[i].next_free = s.free_pkt
         s.free_pkt = i
-    cpu_charge(s, cpu, cost_sum(s, K_SKB_FREE, s.c_skb_free, n), bucket)
+    cpu_charge(s, cpu, cost_sum(s, K_SKB_FREE, s.c_skb_free, n), bucket, TW_SKB_FREE)
 
 
 cdef i64 defer_queued(Sim s) noexcept:

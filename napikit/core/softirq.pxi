@@ -182,7 +182,7 @@ cdef void local_bh_enable(Sim s, int cpu, int task) noexcept:
     task_continue(s, cpu, task)
 
 
-cdef void irq_exit(Sim s, int cpu, i64 handler_ns) noexcept:
+cdef void irq_exit(Sim s, int cpu, i64 handler_ns, int what) noexcept:
     """A hard interrupt's handler has run (its effects applied at arrival); charge its
     time and do ``irq_exit``: ``invoke_softirq`` if softirqs are pending and the
     interrupted context is not serving them or inside a BH section, then the
@@ -198,7 +198,7 @@ cdef void irq_exit(Sim s, int cpu, i64 handler_ns) noexcept:
     if c.level == L_SWITCH:
         # IRQs are off across the switch: the interrupt is taken when they come back on.
         c.irq_deferred = 1
-        cpu_charge(s, cpu, handler_ns, B_HARDIRQ)
+        cpu_charge(s, cpu, handler_ns, B_HARDIRQ, what)
         return
     if s.preempt_rt:
         if c.pending and c.bh_cnt == 0:
@@ -209,7 +209,7 @@ cdef void irq_exit(Sim s, int cpu, i64 handler_ns) noexcept:
         if d == SOFTIRQ_INLINE:
             if c.level == L_TASK:
                 suspend_task_step(s, cpu)
-            cpu_charge(s, cpu, handler_ns, B_HARDIRQ)
+            cpu_charge(s, cpu, handler_ns, B_HARDIRQ, what)
             softirq_start(s, cpu, -1)
             return
         elif d == SOFTIRQ_KSOFTIRQD:
@@ -222,5 +222,5 @@ cdef void irq_exit(Sim s, int cpu, i64 handler_ns) noexcept:
                          f"returned {d}; allowed: SoftirqAction.INLINE (0), "
                          "SoftirqAction.KSOFTIRQD (1)")
             return
-    cpu_charge(s, cpu, handler_ns, B_HARDIRQ)
+    cpu_charge(s, cpu, handler_ns, B_HARDIRQ, what)
     return_from_irq(s, cpu)

@@ -185,6 +185,8 @@ cdef void enqueue_to_backlog(Sim s, int this_cpu, int idx, int target, int bucke
         pkt_free(s, idx)
         return
     sd.input_queue_tail += 1
+    if tracing(s.trace_on):
+        trace_backlog(s, target)
 
 
 # ---------------------------------------------------------------- scheduling decisions
@@ -432,6 +434,8 @@ cdef void process_backlog_deliver(Sim s, int cpu, int n, int bucket) noexcept:
             udp_queue_rcv(s, cpu, idx, bucket)
     sd.input_queue_head += n
     sd.batch += n
+    if tracing(s.trace_on):
+        trace_backlog(s, cpu)
 
 
 cdef void consume(Sim s, int idx, i64 t) noexcept:

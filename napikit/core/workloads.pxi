@@ -177,7 +177,7 @@ cdef inline void sock_def_readable(Sim s, int cpu, int ti, int bucket) noexcept:
         wake_up(s, cpu, ti, bucket)
     elif t.pc == RCV_BLOCK and t.pkt == 0:
         t.pkt = 1
-        cpu_charge(s, cpu, cost_of(s, K_WAKEUP, s.c_wakeup), bucket)
+        cpu_charge(s, cpu, cost_of(s, K_WAKEUP, s.c_wakeup), bucket, TW_WAKEUP)
 
 
 cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
@@ -206,7 +206,7 @@ cdef void run_receiver(Sim s, int cpu, int ti) noexcept:
             if s.cpus[cpu].curr >= 0:
                 activate(s, ti)  # another task runs here: the wake-up just enqueues it
             else:
-                t.state = TS_WAKING
+                task_set_state(s, ti, TS_WAKING)
                 ev_push(s, s.now + cost_of(s, K_IDLE_EXIT_POLL, s.c_idle_exit_poll), EV_WAKE, ti, 0)
             return
         if t.pc == RCV_START:
@@ -265,10 +265,10 @@ cdef void nic_interrupt(Sim s, int si) noexcept:
                 return
     if src.irq_thread >= 0:
         wake_up(s, cpu, src.irq_thread, B_HARDIRQ)
-        irq_exit(s, cpu, cost_of(s, K_NIC_IRQ, s.c_nic_irq))
+        irq_exit(s, cpu, cost_of(s, K_NIC_IRQ, s.c_nic_irq), TW_NIC_IRQ)
     else:
         irq_exit(s, cpu, cost_of(s, K_NIC_IRQ, s.c_nic_irq) +
-                 cost_sum(s, K_NETIF_RX, s.c_netif_rx, k))
+                 cost_sum(s, K_NETIF_RX, s.c_netif_rx, k), TW_NIC_IRQ)
     if src.arrival == ARR_CONSTANT:
         gap = 1e9 / src.rate
     else:
@@ -395,10 +395,10 @@ cdef void hrtimer_interrupt(Sim s, int ti) noexcept:
     cdef Task* t = &s.tasks[ti]
     cdef int cpu = t.cpu
     if not input_available(s):
-        t.state = TS_DEAD
+        task_set_state(s, ti, TS_DEAD)
         return
     wake_up(s, -1, ti, 0)
-    irq_exit(s, cpu, cost_of(s, K_HRTIMER_IRQ, s.c_hrtimer_irq))
+    irq_exit(s, cpu, cost_of(s, K_HRTIMER_IRQ, s.c_hrtimer_irq), TW_HRTIMER_IRQ)
 
 
 cdef void run_cyclictest(Sim s, int cpu, int ti) noexcept:
