@@ -580,6 +580,15 @@ def _print_compare(as_json: bool, plans: Plans, results: dict[str, dict[str, Res
     print("\n\n".join(blocks))
 
 
+# ------------------------------------------------------------------ help
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from napikit.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -706,6 +715,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=text)
         module.add_arguments(p)
         p.set_defaults(func=module.main)
+
+    from napikit.completion import SHELLS
+
+    p = commands.add_parser("completion", help="print a shell completion script (needs shtab)")
+    p.add_argument("shell", choices=SHELLS, help="the shell to write the script for")
+    p.set_defaults(func=_cmd_completion)
     return parser
 
 
