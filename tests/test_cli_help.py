@@ -1,9 +1,11 @@
-"""What makes the ``napikit`` command pleasant to learn: ``napikit completion`` writes a
-shell completion script."""
+"""What makes the ``napikit`` command pleasant to learn: every ``--help`` ends with
+examples that are real command lines, and ``napikit completion`` writes a shell
+completion script."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,58 @@ def _sub_commands() -> list[str]:
 
 #: Every sub-command build_parser has, so a new one is checked without being named here.
 SUB_COMMANDS = _sub_commands()
+#: ``""``: ``napikit --help`` itself.
+COMMANDS = ["", *SUB_COMMANDS]
+
+
+def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    assert main([command, "--help"] if command else ["--help"]) == 0
+    return capsys.readouterr().out
+
+
+def _example_lines(capsys: pytest.CaptureFixture[str], command: str) -> list[str]:
+    """The command lines of the examples section that ends ``command``'s help."""
+    _, _, section = _help(capsys, command).rpartition("\nexamples:\n")
+    return [line.strip() for line in section.splitlines() if not line.strip().startswith("#")]
+
+
+def _argv(line: str) -> list[str]:
+    """An example's arguments after ``napikit``, without its shell redirection."""
+    words = shlex.split(line)
+    assert words[0] == "napikit", line
+    return words[1:words.index(">")] if ">" in words else words[1:]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_ends_with_two_to_four_examples(capsys, command):
+    """After the last "examples:" heading come only examples, each a comment saying what
+    it does and a napikit command line, and nothing else."""
+    out = _help(capsys, command)
+    assert "\nexamples:\n" in out
+    lines = out.rpartition("\nexamples:\n")[2].rstrip("\n").split("\n")
+    assert 2 <= len(lines) // 2 <= 4 and len(lines) % 2 == 0
+    assert all(why.startswith("  # ") for why in lines[0::2])
+    assert all(line.startswith("  napikit ") for line in lines[1::2])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_example_parses(capsys, command):
+    """Each example's command line is accepted by the parser (parsed, not run)."""
+    for line in _example_lines(capsys, command):
+        build_parser().parse_args(_argv(line))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_examples_name_only_known_policies_and_scenarios(capsys, command):
+    """The parser takes any name; the examples use only installed policies and shipped
+    scenarios."""
+    for line in _example_lines(capsys, command):
+        args = build_parser().parse_args(_argv(line))
+        for name in ("policy", "scenario", "dump"):
+            value = getattr(args, name, None)
+            named = value if isinstance(value, list) else [value] if value else []
+            known = registry().names() if name == "policy" else scenarios.names()
+            assert set(named) <= set(known), line
 
 
 def test_help_imports_no_optional_library():
