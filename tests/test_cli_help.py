@@ -5,6 +5,7 @@ completion script."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -88,7 +89,7 @@ def test_help_imports_no_optional_library():
     probe = ("import sys\nfrom napikit.cli import main\nmain(['--help'])\n"
              f"print([m for m in sys.modules if m.partition('.')[0] in {optional!r}])")
     # -P and napikit's own folder on the path: the checkout's napikit/ is uncompiled.
-    env = {"PYTHONPATH": str(Path(napikit.__file__).parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(napikit.__file__).parent.parent)}
     out = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True,
                          check=True, env=env).stdout
     assert out.splitlines()[-1] == "[]"
