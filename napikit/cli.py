@@ -606,6 +606,109 @@ def _print_compare(as_json: bool, plans: Plans, results: dict[str, dict[str, Res
     print("\n\n".join(blocks))
 
 
+# ------------------------------------------------------------------ help
+
+#: What ends each command's ``--help`` (``""``: ``napikit --help``): what an example does,
+#: and its command line. The tests parse every line with :func:`build_parser`.
+EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "": (
+        ("one run, its summary", "napikit run --scenario seed-rps --policy backlog-threads"),
+        ("every policy side by side", "napikit compare --scenario seed-rt"),
+        ("a grid of runs (a rerun resumes)", "napikit sweep sweep.toml --out sweep-out"),
+        ("tab completion for bash",
+         "napikit completion bash > ~/.local/share/bash-completion/completions/napikit"),
+    ),
+    "policies": (
+        ("names, packages and options", "napikit policies"),
+        ("run a policy with an option it lists",
+         "napikit run --policy backlog-threads --option fast_path=false"),
+    ),
+    "scenarios": (
+        ("names and descriptions", "napikit scenarios"),
+        ("a scenario as a file to edit", "napikit scenarios --dump seed-rps > my.toml"),
+        ("run the edited file", "napikit run --config my.toml --set kernel.hz=250"),
+    ),
+    "run": (
+        ("the summary of one run", "napikit run --scenario seed-rps --policy backlog-threads"),
+        ("the result as JSON", "napikit run --scenario perf-a --packets 200k --json > run.json"),
+        ("CPU 3 goes offline at 2 ms and back at 5 ms",
+         "napikit run --scenario perf-a --hotplug 2ms:3:offline --hotplug 5ms:3:online"),
+        ("a scenario file under another policy, with a calibrated host's costs",
+         "napikit run --config my.toml --policy ksoftirqd --costs costs.toml"),
+    ),
+    "compare": (
+        ("the SEED scenarios under every policy", "napikit compare"),
+        ("mean and 95 % confidence interval over 5 seeds",
+         "napikit compare --scenario perf-a --seeds 5"),
+        ("add a row: a policy with other options",
+         "napikit compare --scenario seed-rps --variant backlog-threads:fast_path=false"),
+        ("a real-time task's latency on a PREEMPT_RT kernel",
+         "napikit compare --scenario seed-rps --cyclictest 1:100us --set kernel.preempt_rt=true"),
+    ),
+    "replay": (
+        ("a result to replay", "napikit run --scenario seed-rps --json > run.json"),
+        ("rerun it: exit 0 when byte-identical", "napikit replay run.json"),
+        ("exit 1 when not, listing at most 5 differing fields",
+         "napikit replay edited.json --limit 5"),
+    ),
+    "study": (
+        ("a small grid", "napikit study --quick --out study-quick"),
+        ("the README's study", "napikit study --out docs/study"),
+        ("part of the grid, the CSV only", "napikit study --ncpus 2,4 --loads 0.5,1 --no-plots"),
+    ),
+    "sweep": (
+        ("every cell not yet in sweep-out (the same command resumes)",
+         "napikit sweep sweep.toml --out sweep-out"),
+        ("on 2 processes, without a progress bar",
+         "napikit sweep sweep.toml --out sweep-out --jobs 2 --quiet"),
+        ("on a Dask LocalCluster", "napikit sweep sweep.toml --out sweep-out --dask local"),
+        ("on a Dask cluster",
+         "napikit sweep sweep.toml --out sweep-out --dask tcp://scheduler:8786"),
+    ),
+    "claims": (
+        ("3 values per cost axis, 2 per other axis", "napikit claims --quick --out claims-quick"),
+        ("the README's maps",
+         "napikit claims --out docs/claims --host examples/host/costs.toml"),
+        ("around a calibrated host", "napikit claims --costs costs.toml --jobs 2"),
+    ),
+    "calibrate": (
+        ("a check that it works", "napikit calibrate --quick --out quick-costs.toml"),
+        ("as root: with the RPS run", "napikit calibrate --out costs.toml"),
+    ),
+    "kernel-bench": (
+        ("as root: a check that it works", "napikit kernel-bench --quick"),
+        ("as root: 3 runs of 5 s per configuration",
+         "napikit kernel-bench --out real.json --seconds 5 --reps 3"),
+    ),
+    "validate": (
+        ("measured against predicted", "napikit validate --costs costs.toml --real real.json"),
+        ("and drawn", "napikit validate --costs costs.toml --real real.json --plot "
+         "validation.png"),
+        ("under CFS, as JSON",
+         "napikit validate --costs costs.toml --real real.json --scheduler cfs --json"),
+    ),
+    "completion": (
+        ("bash (bash-completion loads it)",
+         "napikit completion bash > ~/.local/share/bash-completion/completions/napikit"),
+        ("zsh: into a directory on $fpath", "napikit completion zsh > ~/.zfunc/_napikit"),
+        ("tcsh: then source ~/.napikit.tcsh", "napikit completion tcsh > ~/.napikit.tcsh"),
+    ),
+}
+
+
+def _examples(parser: argparse.ArgumentParser, examples: tuple[tuple[str, str], ...]) -> None:
+    """End ``parser``'s help with ``examples``, each line as written (not rewrapped)."""
+    parser.epilog = "examples:\n" + "\n".join(f"  # {why}\n  {line}" for why, line in examples)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from napikit.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -742,6 +845,17 @@ def build_parser() -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=text)
         module.add_arguments(p)
         p.set_defaults(func=module.main)
+
+    from napikit.completion import SHELLS
+
+    p = commands.add_parser("completion", help="print a shell completion script (needs shtab)")
+    p.add_argument("shell", choices=SHELLS, help="the shell to write the script for")
+    p.set_defaults(func=_cmd_completion)
+
+    _examples(parser, EXAMPLES[""])
+    for name, sub in commands.choices.items():
+        if name in EXAMPLES:
+            _examples(sub, EXAMPLES[name])
     return parser
 
 
