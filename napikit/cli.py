@@ -629,7 +629,8 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("run the edited file", "napikit run --config my.toml --set kernel.hz=250"),
     ),
     "run": (
-        ("the summary of one run", "napikit run --scenario seed-rps --policy backlog-threads"),
+        ("a Perfetto timeline of 1-3 ms of the run (open it at ui.perfetto.dev)",
+         "napikit run --scenario perf-a --trace perf-a.pftrace --trace-window 1ms:3ms"),
         ("the result as JSON", "napikit run --scenario perf-a --packets 200k --json > run.json"),
         ("CPU 3 goes offline at 2 ms and back at 5 ms",
          "napikit run --scenario perf-a --hotplug 2ms:3:offline --hotplug 5ms:3:online"),
