@@ -33,12 +33,12 @@ from attrs import field, frozen
 
 import napikit
 from napikit import scenarios
-from napikit.cli import BASELINE, RFC_VARIANT, integer
 from napikit.config import Config, Cyclictest, LoopbackUdp
 from napikit.errors import ConfigError, NapikitError
 from napikit.plugins import registry
 from napikit.results import Result
 from napikit.simulation import simulate
+from napikit.values import BASELINE, RFC_VARIANT, at_least_one
 
 #: CPU counts of the full study.
 NCPUS = (2, 4, 8, 16, 64)
@@ -671,16 +671,6 @@ def _list_type(
     return parse
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = integer(text, "")  # 100k, 1e5
-    except NapikitError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text!r})")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``napikit study``."""
     quick_ncpus, quick_loads, quick_packets = QUICK
@@ -698,11 +688,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + ",".join(f"{x:g}" for x in LOADS) + ")",
     )
     parser.add_argument(
-        "--packets-per-pair", type=_at_least_one, metavar="N",
+        "--packets-per-pair", type=at_least_one, metavar="N",
         help=f"packets per sender/receiver pair (default {PACKETS_PER_PAIR:,})",
     )
     parser.add_argument(
-        "--jobs", type=_at_least_one, default=os.cpu_count() or 1, metavar="N",
+        "--jobs", type=at_least_one, default=os.cpu_count() or 1, metavar="N",
         help="parallel processes (default: the CPU count)",
     )
     parser.add_argument(

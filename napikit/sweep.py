@@ -457,13 +457,13 @@ def _tqdm_progress() -> Progress | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``napikit sweep``'s options."""
-    from napikit.study import _at_least_one
+    from napikit.values import at_least_one
 
     parser.add_argument("sweep", metavar="SWEEP.toml", help="the sweep file")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="directory of the Parquet dataset (one file per cell); a "
                         "rerun skips the cells already there")
-    parser.add_argument("--jobs", type=_at_least_one, default=os.cpu_count() or 1,
+    parser.add_argument("--jobs", type=at_least_one, default=os.cpu_count() or 1,
                         metavar="N", help="processes (default: the CPU count)")
     parser.add_argument("--dask", metavar="ADDRESS|local",
                         help="run on a Dask cluster: tcp://host:8786, or local for a "
