@@ -56,7 +56,7 @@ from napikit.simulation import Simulation, simulate  # noqa: E402
 
 # Last: the module imports pandas and pyarrow only when a sweep runs. The package's
 # ``sweep`` is the function; the module is ``sys.modules["napikit.sweep"]``.
-from napikit.sweep import load_sweep, sweep  # noqa: E402
+from napikit.sweep import load_sweep, sweep, sweep_summary  # noqa: E402
 
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostDistribution", "CostModel",
@@ -67,5 +67,5 @@ __all__ = [
     "StallError", "TaskStat", "__version__", "canonical_config", "config_dict",
     "config_fingerprint", "config_from_dict", "dump_scenario", "hookimpl", "hookspec",
     "load_scenario", "load_sweep", "loads_scenario", "replay", "scenarios", "simulate",
-    "sweep",
+    "sweep", "sweep_summary",
 ]

@@ -718,6 +718,40 @@ def frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return _frame([pa.Table.from_pylist([dict(r)]) for r in rows])
 
 
+# ------------------------------------------------------------------ seeds
+
+
+#: The columns of :func:`sweep_summary` after the grid's.
+SUMMARY_COLUMNS = ("figure", "mean", "ci95", "n")
+
+
+def sweep_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per cell of the grid (rows with the same ``grid.*`` values: its seeds) and per
+    scalar figure (every numeric column but ``cell``, ``seed`` and ``reference.*``), in
+    grid order: ``figure``, ``mean``, ``ci95`` (the half-width of the 95 % confidence
+    interval, Student's t: :class:`napikit.confidence.Estimate`; NaN for one seed, which
+    gives no interval) and ``n``, the seeds with a value."""
+    import pandas as pd
+
+    from napikit.confidence import Estimate
+
+    grid = [c for c in df.columns if c.startswith("grid.")]
+    figures = [c for c in df.columns
+               if c not in ("cell", "seed") and not c.startswith(("grid.", "reference."))
+               and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    groups = df.groupby(grid, sort=False, dropna=False) if grid else [((), df)]
+    out = []
+    for key, group in groups:
+        cell = dict(zip(grid, key, strict=True))
+        for name in figures:
+            values = [float(v) for v in group[name].dropna()]
+            if values:
+                e = Estimate.of(values)
+                out.append({**cell, "figure": name, "mean": e.mean,
+                            "ci95": e.ci95 if e.n > 1 else math.nan, "n": e.n})
+    return pd.DataFrame(out, columns=[*grid, *SUMMARY_COLUMNS])
+
+
 # ------------------------------------------------------------------ command
 
 
@@ -822,10 +856,18 @@ def main(args: argparse.Namespace) -> int:
     print(f"napikit sweep: {cells} cells, {ran} run, {len(rows) - ran} already in "
           f"{args.out}, in {time.monotonic() - start:.0f} s", file=sys.stderr)
     print(args.out)
+    if len(spec.seeds) > 1:
+        # CSV, not Parquet: the dataset is every *.parquet file in DIR.
+        path = args.out / "summary.csv"
+        sweep_summary(frame(rows)).to_csv(path, index=False, lineterminator="\n")
+        print(f"napikit sweep: mean and 95 % confidence interval over {len(spec.seeds)} "
+              f"seeds per cell and figure in {path}", file=sys.stderr)
+        print(path)
     return 0
 
 
 __all__ = ["Cell", "Relative", "Sweep", "build_cells", "cell_config", "figures", "frame",
            "grid_text",
            "load_sweep", "load_sweep_file", "loads_sweep", "map_runs", "pool_size",
-           "progress_bar", "row", "run_cells", "run_sweep", "sweep", "writable_dir"]
+           "progress_bar", "row", "run_cells", "run_sweep", "sweep", "sweep_summary",
+           "writable_dir"]

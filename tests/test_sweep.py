@@ -349,3 +349,68 @@ def test_bad_relative_files_are_one_line_errors(change: tuple[str, str], message
 def test_load_without_relative_is_refused() -> None:
     with pytest.raises(ConfigError, match="grid.load"):
         build_cells(_base(), {"load": [0.5]})
+
+
+# ----------------------------------------------------------------- seeds: mean and CI
+
+
+@pytest.fixture(scope="module")
+def three_seeds() -> pd.DataFrame:
+    # A drawn receive cost: the seeds then give different figures.
+    base = _base().evolve(cost_distributions={
+        "protocol_rx_ns": napikit.CostDistribution(kind="exponential")})
+    return napikit.sweep(base, {"policy": ["softirq-ipi", "backlog-threads"]}, seeds=3)
+
+
+def test_summary_is_the_estimate_over_each_cells_seeds(three_seeds: pd.DataFrame) -> None:
+    from napikit.confidence import Estimate
+
+    summary = napikit.sweep_summary(three_seeds).set_index(["grid.policy", "figure"])
+    for policy in ("softirq-ipi", "backlog-threads"):
+        runs = three_seeds[three_seeds["grid.policy"] == policy]
+        for figure in ("delivered_pps", "latency_send_recv.p99_ns"):
+            e = Estimate.of([float(v) for v in runs[figure]])
+            assert e.ci95 > 0
+            got = summary.loc[(policy, figure)]
+            assert (got["mean"], got["ci95"], got["n"]) == (e.mean, e.ci95, 3)
+
+
+def test_summary_has_a_row_per_cell_and_figure_in_grid_order(three_seeds: pd.DataFrame
+                                                             ) -> None:
+    summary = napikit.sweep_summary(three_seeds)
+    assert list(summary.columns) == ["grid.policy", "figure", "mean", "ci95", "n"]
+    figures = list(summary["figure"].iloc[: len(summary) // 2])
+    assert list(summary["grid.policy"]) == (["softirq-ipi"] * len(figures)
+                                            + ["backlog-threads"] * len(figures))
+    assert "delivered_pps" in figures
+    assert not {"cell", "seed", "fingerprint", "policy"} & set(figures)  # no index, no text
+
+
+def test_one_seed_gives_n_1_and_no_interval() -> None:
+    df = napikit.sweep(_base(), {"policy": ["softirq-ipi"]}, seeds=[4])
+    row = napikit.sweep_summary(df).set_index("figure").loc["delivered_pps"]
+    assert row["n"] == 1 and row["mean"] == df["delivered_pps"].iloc[0]
+    assert pd.isna(row["ci95"])
+
+
+def test_cli_writes_the_summary_with_several_seeds(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP)  # seeds = 2
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert capsys.readouterr().out == f"{out}\n{out / 'summary.csv'}\n"
+    written = pd.read_csv(out / "summary.csv")
+    pd.testing.assert_frame_equal(written, napikit.sweep_summary(load_sweep(out)),
+                                  check_dtype=False)
+    assert len(load_sweep(out)) == 4  # the summary is not part of the dataset
+
+
+def test_cli_writes_no_summary_for_one_seed(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP.replace("seeds = 2", "seeds = [1]"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert capsys.readouterr().out == f"{out}\n"
+    assert not (out / "summary.csv").exists()
