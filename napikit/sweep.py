@@ -33,7 +33,9 @@ an item of a list by its index (``cpu_time.1.softirq``, ``softnet.0.processed``,
 
 Each finished cell is written at once to ``DIR/<fingerprint>.parquet`` (a temporary
 file renamed into place), so a killed sweep loses no finished cell, and a rerun skips
-every cell whose file is there.
+every cell whose file is there. With several seeds, ``napikit sweep`` also writes
+``DIR/summary.csv``: :func:`sweep_summary`, each figure's mean and 95 % confidence
+interval per cell.
 
 Besides the result's fields, a row has ``drops.total`` and ``punished_softirq_ns``
 (softirq time charged to application tasks, :meth:`~napikit.Result.punished_softirq_ns`),
@@ -842,7 +844,6 @@ def main(args: argparse.Namespace) -> int:
     """``napikit sweep``: run every cell of the sweep file not already in ``--out``."""
     _require_analysis()
     spec = load_sweep_file(args.sweep)
-    cells = len(spec.references()) + len(spec.cells())  # every cell validated before any run
     progress = None if args.quiet else (_tqdm_progress() or progress_bar())
     start = time.monotonic()
     already = len(list(args.out.glob("*.parquet"))) if args.out.is_dir() else 0
@@ -853,7 +854,7 @@ def main(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt(f"the finished cells are kept in {args.out}; the same "
                                 "command continues from them") from None
     ran = len(list(args.out.glob("*.parquet"))) - already  # each cell run adds its file
-    print(f"napikit sweep: {cells} cells, {ran} run, {len(rows) - ran} already in "
+    print(f"napikit sweep: {len(rows)} cells, {ran} run, {len(rows) - ran} already in "
           f"{args.out}, in {time.monotonic() - start:.0f} s", file=sys.stderr)
     print(args.out)
     if len(spec.seeds) > 1:

@@ -73,6 +73,25 @@ def test_same_options_same_bytes_whatever_the_jobs(quick, tmp_path):
     assert (tmp_path / "parallel" / "study.csv").read_bytes() == first
 
 
+def test_the_shipped_sweep_file_is_the_study_of_napikits_own_policies():
+    """`napikit sweep napikit/studies/seed-story.toml` runs the study's own cells, with
+    the policies napikit ships."""
+    own = (study.Variant("softirq-ipi"), study.Variant("backlog-threads"),
+           study.Variant(*cli.RFC_VARIANT), study.Variant("ksoftirqd"))
+    assert study.Study(variants=own).sweep() == study.shipped()
+    assert (study.NCPUS, study.LOADS, study.PACKETS_PER_PAIR) == (
+        (2, 4, 8, 16, 64), (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0), 100_000)
+
+
+def test_a_study_on_dask_writes_the_same_csv(quick, tmp_path):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        study.run(QUICK, tmp_path, plots=False, client=client)
+    assert (tmp_path / "study.csv").read_bytes() == (quick / "study.csv").read_bytes()
+
+
 def _config(
     r: dict[str, str], rate_pps: float | None, policy: str, options: dict
 ) -> napikit.Config:

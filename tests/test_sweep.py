@@ -414,3 +414,23 @@ def test_cli_writes_no_summary_for_one_seed(tmp_path: Path,
     assert main(["sweep", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
     assert capsys.readouterr().out == f"{out}\n"
     assert not (out / "summary.csv").exists()
+
+
+def _doc_block(section: str, lang: str) -> str:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
+    return doc.split(section + "\n", 1)[1].split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_docs_relative_example_is_4_references_and_24_cells() -> None:
+    spec = loads_sweep(_doc_block("### Loads relative to a measured figure", "toml"))
+    assert len(spec.references()) == 4 and len(spec.cells()) == 24
+    assert [c.config.packets for c in spec.references()] == [20000, 40000] * 2
+
+
+def test_the_docs_summary_snippet_runs() -> None:
+    scope: dict[str, object] = {}
+    exec(_doc_block("### Seeds: mean and confidence interval", "python"), scope)
+    summary = scope["summary"]
+    assert isinstance(summary, pd.DataFrame)
+    rows = summary[summary["figure"] == "delivered_pps"]
+    assert list(rows["n"]) == [5, 5] and (rows["ci95"] > 0).all()
