@@ -210,12 +210,13 @@ def run_study(study: Study, out: Path | None = None, jobs: int = 1, client: Any 
     scenarios, CPU counts, variants and loads. ``progress(done, total, what)`` is
     called after each run."""
     rows = run_sweep(study.sweep(), out, jobs=jobs, client=client, progress=progress)
-    variants = {Variant(v.policy, v.options).label: v for v in study.variants}
-    labels = {grid_text(v.grid_value()): label for label, v in variants.items()}
+    # The rows name a variant as its grid value reads (fast_path=false).
+    labels = {grid_text(v.grid_value()): v.label for v in study.variants}
     order = {
         "scenario": {s: i for i, s in enumerate(_GRID["scenario"])},
-        "policy": {label: i for i, label in enumerate(variants)},
+        "policy": {v.label: i for i, v in enumerate(study.variants)},
     }
+    # The paced runs: the capacity runs have no load.
     table = [row(r, labels[r["grid.policy"]]) for r in rows if "grid.load" in r]
     table.sort(key=lambda r: (order["scenario"][r["scenario"]], r["ncpus"],
                               order["policy"][r["policy"]], r["load"]))

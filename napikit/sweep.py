@@ -665,10 +665,11 @@ def run_sweep(spec: Sweep, out: str | Path | None = None, *, jobs: int = 1,
                                            progress=stage(0)))
     if spec.relative is not None:
         figure = spec.relative.figure
-        missing = [r for r in ref_rows if figure not in r]
-        if missing:
+        values = [r.get(figure) for r in ref_rows]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                   for v in values):
             raise ConfigError("relative.figure", "a figure of the reference runs' rows, "
-                              "e.g. delivered_pps", figure)
+                              "a number > 0 in each (e.g. delivered_pps)", figure)
         cells = spec.cells({r["fingerprint"]: r[figure] for r in ref_rows})
     rows = _rows(cells, path, run_cells(cells, path, jobs=jobs, client=client,
                                         progress=stage(len(refs))))

@@ -434,3 +434,14 @@ def test_the_docs_summary_snippet_runs() -> None:
     assert isinstance(summary, pd.DataFrame)
     rows = summary[summary["figure"] == "delivered_pps"]
     assert list(rows["n"]) == [5, 5] and (rows["ci95"] > 0).all()
+
+
+@pytest.mark.parametrize("figure", ["nope", "policy"])
+def test_a_relative_figure_the_references_lack_fails_before_the_grid_runs(
+        figure: str, tmp_path: Path) -> None:
+    from napikit.sweep import run_sweep
+
+    spec = loads_sweep(RELATIVE.replace('figure = "delivered_pps"', f'figure = "{figure}"'))
+    with pytest.raises(ConfigError, match="relative.figure"):
+        run_sweep(spec, tmp_path)
+    assert len(list(tmp_path.glob("*.parquet"))) == 2  # the references only
