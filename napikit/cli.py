@@ -637,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"list at most N differing fields (default {REPLAY_LIMIT})")
     p.set_defaults(func=_cmd_replay)
 
-    # Imported here: the study imports this module's compare lines (BASELINE, RFC_VARIANT).
+    # Imported when the parser is built, not with this module: the pytest plugin imports it.
     from napikit import claims, study
 
     # napikit.sweep (the attribute) is the function napikit re-exports, not the module.
