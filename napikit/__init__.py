@@ -53,11 +53,11 @@ from napikit.scenario_file import (  # noqa: E402
     replay,
 )
 from napikit.simulation import Simulation, simulate  # noqa: E402
+from napikit.trace import Timeline, TraceOptions  # noqa: E402
 
 # Last: the module imports pandas and pyarrow only when a sweep runs. The package's
 # ``sweep`` is the function; the module is ``sys.modules["napikit.sweep"]``.
-from napikit.sweep import load_sweep, sweep  # noqa: E402
-from napikit.trace import Timeline, TraceOptions  # noqa: E402
+from napikit.sweep import load_sweep, sweep, sweep_summary  # noqa: E402
 
 __all__ = [
     "Action", "CompiledPolicy", "Config", "ConfigError", "CostDistribution", "CostModel",
@@ -66,8 +66,7 @@ __all__ = [
     "PluginError", "PolicyError", "PolicyOption", "PolicyRegistry", "PolicySpec",
     "ReplayReport", "Result", "Samples", "Simulation", "SoftirqAction", "SoftnetStat",
     "StallError", "TaskStat", "Timeline", "TraceOptions", "__version__", "canonical_config",
-    "config_dict",
-    "config_fingerprint", "config_from_dict", "dump_scenario", "hookimpl", "hookspec",
-    "load_scenario", "load_sweep", "loads_scenario", "replay", "scenarios", "simulate",
-    "sweep",
+    "config_dict", "config_fingerprint", "config_from_dict", "dump_scenario", "hookimpl",
+    "hookspec", "load_scenario", "load_sweep", "loads_scenario", "replay", "scenarios",
+    "simulate", "sweep", "sweep_summary",
 ]

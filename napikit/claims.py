@@ -40,7 +40,8 @@ from napikit.config import Config, CostModel, KernelParams, LoopbackUdp
 from napikit.errors import ConfigError, NapikitError
 from napikit.results import Result
 from napikit.simulation import simulate
-from napikit.study import map_runs, progress_bar, require_matplotlib
+from napikit.study import require_matplotlib
+from napikit.sweep import map_runs, progress_bar
 
 #: The cost groups a point scales, each relative to the rest.
 COST_GROUPS: dict[str, tuple[str, ...]] = {

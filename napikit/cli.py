@@ -11,12 +11,10 @@ import argparse
 import functools
 import json
 import os
-import re
 import sys
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from fractions import Fraction
 from typing import Any, NoReturn
 
 import attrs
@@ -33,11 +31,9 @@ from napikit.simulation import Simulation
 from napikit.trace import BYTES_PER_RECORD, TraceOptions, require_perfetto
 from napikit.trace import MAX_EVENTS as TRACE_MAX_EVENTS
 
-#: The classic kernel comes first in ``compare``: the other rows are read against it.
-BASELINE = "softirq-ipi"
-#: ``compare`` adds this variant whenever ``backlog-threads`` runs: the kernel change's
-#: RFC, without the local fast path (the seed story's first claim).
-RFC_VARIANT = ("backlog-threads", (("fast_path", False),))
+# Below this module, so that the study and the sweeps can use them without importing it.
+from napikit.values import BASELINE, RFC_VARIANT, integer, number
+from napikit.values import TIME as TIME  # re-exported: the error texts' allowed values
 
 #: What ``run`` runs without ``--scenario`` or ``--config``.
 DEFAULT_SCENARIO = "seed-lo"
@@ -62,45 +58,6 @@ class _Parser(argparse.ArgumentParser):
 
 # ------------------------------------------------------------------ values
 
-#: Unit suffixes: of a time field (``*_ns``, a plain number is ns), and of any other number.
-_TIME_UNITS = {"": 1, "ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}
-_SCALES = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
-_NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:[eE]([+-]?\d+))?([a-zA-Z]*)")
-#: Bigger numbers are refused before Python builds them (10**10**9 would take minutes);
-#: every bound of a Config field is far below.
-_MAX_DIGITS = 100
-
-TIME = "a whole number of ns, with an optional unit ns, us, ms or s (e.g. 100ns, 1.5us, 10ms)"
-COUNT = "an integer, with an optional k, M or G suffix (e.g. 20000, 2k, 1.5M, 1e7)"
-NUMBER = "a number, with an optional k, M or G suffix (e.g. 500000, 1.5M, 2e6)"
-
-
-def _exact(text: str, name: str, units: dict[str, int], allowed: str) -> Fraction:
-    match = _NUMBER.fullmatch(text.strip())
-    if match is None or match[3] not in units:
-        raise ConfigError(name, allowed, text)
-    mantissa, exponent = match[1], int(match[2] or 0)
-    if len(mantissa) > _MAX_DIGITS or abs(exponent) > _MAX_DIGITS:
-        raise ConfigError(name, f"a number below 1e{_MAX_DIGITS}, in at most {_MAX_DIGITS} "
-                          "digits", text)
-    return Fraction(mantissa) * Fraction(10) ** exponent * units[match[3]]
-
-
-def integer(text: str, name: str, time: bool = False) -> int:
-    """``text`` as an integer value of field ``name``, a number of ns if ``time``.
-    Suffixes and float notation are exact (``1.5us`` is 1500, ``1e7`` 10**7); a value
-    that is not integral (``1.5``, ``1.5ns``) is refused."""
-    units, allowed = (_TIME_UNITS, TIME) if time else (_SCALES, COUNT)
-    value = _exact(text, name, units, allowed)
-    if value.denominator != 1:
-        raise ConfigError(name, allowed, text)
-    return int(value)
-
-
-def number(text: str, name: str) -> float:
-    """``text`` as a float value of field ``name`` (``1.5M``, ``2e6``)."""
-    return float(_exact(text, name, _SCALES, NUMBER))
-
 
 def parse_value(text: str) -> Any:
     """A value of unknown type: a comma-separated list becomes a tuple of values.
@@ -119,9 +76,9 @@ def _scalar(text: str) -> Any:
         return word == "true"
     if word in ("none", "null"):
         return None
-    for number in (int, float):
+    for kind in (int, float):
         try:
-            return number(text)
+            return kind(text)
         except ValueError:
             pass
     return text
@@ -820,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"list at most N differing fields (default {REPLAY_LIMIT})")
     p.set_defaults(func=_cmd_replay)
 
-    # Imported here: the study imports this module's compare lines (BASELINE, RFC_VARIANT).
+    # Imported when the parser is built, not with this module: the pytest plugin imports it.
     from napikit import claims, study
 
     # napikit.sweep (the attribute) is the function napikit re-exports, not the module.

@@ -100,24 +100,31 @@ SCALABLE = ("seed-lo", "seed-rps", "seed-rt")
 def at_ncpus(name: str, ncpus: int) -> Config:
     """Scenario ``name`` on ``ncpus`` CPUs (even, >= 2), as the study and the claims
     tests run it: SEED-LO, SEED-RPS and SEED-RT get one sender/receiver pair per two
-    CPUs (sender on CPU ``2i``, receiver on ``2i + 1``; with RPS, pair ``i``'s flow is
-    steered to ``2i + 1``) and its own 200,000 packets, so each pair is the 2-CPU
-    scenario. Other scenarios only change ``ncpus``. On 2 CPUs this is the shipped
-    scenario.
+    CPUs (see :func:`scale_pairs`), so each pair is the 2-CPU scenario. Other scenarios
+    only change ``ncpus``. On 2 CPUs this is the shipped scenario.
     """
     config = get(name).config
     if name.lower() not in SCALABLE:
         return config.evolve(ncpus=ncpus)
-    if ncpus < 2 or ncpus % 2:
+    return scale_pairs(config, ncpus)
+
+
+def scale_pairs(config: Config, ncpus: int) -> Config:
+    """``config``, whose one workload is a :class:`LoopbackUdp` pair (sender on CPU 0,
+    receiver on CPU 1), on ``ncpus`` CPUs (even, >= 2) with a copy of the pair per two
+    CPUs: sender on CPU ``2i``, receiver on ``2i + 1``; with RPS, pair ``i``'s flow is
+    steered to ``2i + 1``. Each pair sends ``config.packets`` packets of its own."""
+    if isinstance(ncpus, bool) or not isinstance(ncpus, int) or ncpus < 2 or ncpus % 2:
         raise ConfigError("ncpus", "an even number >= 2 for a SEED scenario", ncpus)
-    (base,) = config.workloads
-    assert isinstance(base, LoopbackUdp)
+    base = config.workloads[0] if len(config.workloads) == 1 else None
+    if not isinstance(base, LoopbackUdp) or config.packets is None:
+        raise ConfigError("scale_pairs", "a base whose one workload is a LoopbackUdp pair, "
+                          "with a packet count", [type(w).__name__ for w in config.workloads])
     pairs = tuple(
         attrs.evolve(base, senders=(2 * i,), receivers=(2 * i + 1,),
                      rps_cpus=(2 * i + 1,) if base.rps_cpus else ())
         for i in range(ncpus // 2)
     )
-    assert config.packets is not None
     return config.evolve(ncpus=ncpus, workloads=pairs, packets=config.packets * len(pairs))
 
 

@@ -1,61 +1,80 @@
 """The kernel change's story as one reproducible study: ``napikit study``.
 
-SEED-LO, SEED-RPS and SEED-RT (:data:`napikit.scenarios.SCALABLE`) run on several CPU
+The study is a shipped sweep file, ``napikit/studies/seed-story.toml`` (:data:`SHIPPED`):
+SEED-LO, SEED-RPS and SEED-RT (:data:`napikit.scenarios.SCALABLE`) on several CPU
 counts, under every installed policy plus the RFC variant, at offered loads relative to
-a measured capacity: the closed-loop throughput of the classic policy on the same
-scenario and CPU count. A cyclictest-like SCHED_FIFO task on CPU 1 (the RPS target of
-the first pair) measures what the backlog's work does to a real-time user. Each run is
-one row of ``study.csv``; :func:`plot` draws the figures from the rows.
+a measured capacity, the closed-loop throughput of the classic policy on the same
+scenario and CPU count (the file's ``[relative]`` table: the capacity runs first, then
+the paced ones). A cyclictest-like SCHED_FIFO task on CPU 1 (the RPS target of the
+first pair) measures what the backlog's work does to a real-time user. Each paced run
+is one row of ``study.csv``; :func:`plot` draws the figures from the rows.
 
-The study is deterministic: the same options give a byte-identical CSV, whatever
-``jobs`` is. Each finished run is appended to a :class:`Journal` in the output
-directory, so an interrupted study loses nothing: the same command continues it.
+It runs on the sweeps' engine (:mod:`napikit.sweep`): every run is written to the
+Parquet dataset ``OUT/runs`` as it finishes, keyed by its fingerprint, so an
+interrupted study loses nothing (the same command continues it), and ``--jobs`` or
+``--dask`` say where it runs. The same options give a byte-identical CSV, whatever runs
+it.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
-import json
 import math
-import multiprocessing
-import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import attrs
 from attrs import field, frozen
 
-import napikit
 from napikit import scenarios
-from napikit.cli import BASELINE, RFC_VARIANT, integer
-from napikit.config import Config, Cyclictest, LoopbackUdp
+from napikit.config import Cyclictest
 from napikit.errors import ConfigError, NapikitError
 from napikit.plugins import registry
-from napikit.results import Result
-from napikit.simulation import simulate
+from napikit.sweep import (
+    Progress,
+    Sweep,
+    add_engine_arguments,
+    dask_client,
+    grid_text,
+    loads_sweep,
+    progress_bar,
+    run_sweep,
+    writable_dir,
+)
+from napikit.values import BASELINE, RFC_VARIANT, at_least_one
 
+#: The study's sweep file, in the package.
+SHIPPED = "studies/seed-story.toml"
+
+
+def shipped() -> Sweep:
+    """The :class:`~napikit.sweep.Sweep` of :data:`SHIPPED`."""
+    text = resources.files("napikit").joinpath(SHIPPED).read_text(encoding="utf-8")
+    return loads_sweep(text, f"napikit/{SHIPPED}")
+
+
+_SHIPPED = shipped()
+_GRID = dict(_SHIPPED.grid)
 #: CPU counts of the full study.
-NCPUS = (2, 4, 8, 16, 64)
+NCPUS = tuple(sorted(_GRID["ncpus"]))
 #: Offered load, as a fraction of the scenario's measured capacity.
-LOADS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-#: Packets per sender/receiver pair. In overload, a pair's start (empty queues and
-#: socket buffer) adds some 2,000 packets' worth to delivered/s: measured on SEED-RPS and
-#: SEED-RT, 2 CPUs, it is ~2 % at 100,000 packets per pair, ~12 % at 20,000.
-PACKETS_PER_PAIR = 100_000
+LOADS = tuple(sorted(_GRID["load"]))
+#: Packets per sender/receiver pair (the file says why so many).
+PACKETS_PER_PAIR = _SHIPPED.packets or 0
 #: The small grid of ``--quick``: (ncpus, loads, packets per pair).
 QUICK = ((2,), (0.75, 1.5), 5_000)
 #: The load at which the latency, CPU-time and per-packet plots compare the policies.
 PLOT_LOAD = 0.75
-#: Cyclictest period: 100 us, so that even a short run gets hundreds of samples.
-CYCLICTEST_PERIOD_NS = 100_000
-#: Cyclictest sits on the RPS target of pair 0, where the backlog work lands.
-CYCLICTEST_CPU = 1
+#: Cyclictest period and CPU, as the file adds it (the plots' titles say so).
+(_CYCLICTEST,) = _SHIPPED.add_workloads
+assert isinstance(_CYCLICTEST, Cyclictest)
+CYCLICTEST_PERIOD_NS = _CYCLICTEST.period_ns
+CYCLICTEST_CPU = _CYCLICTEST.cpu
 
 #: The columns of ``study.csv``, in order. ``offered_pps``, ``capacity_pps`` and
 #: ``delivered_pps`` are totals over the pairs; ``latency_*`` is send->recv; ``cpu_*``
@@ -82,7 +101,6 @@ NCPUS_ALLOWED = "even CPU counts >= 2, comma-separated (e.g. 2,4,8,16,64)"
 LOADS_ALLOWED = "finite numbers > 0, comma-separated (e.g. 0.5,1,1.5)"
 
 Row = dict[str, Any]
-Progress = Callable[[int, int, str], None]
 
 
 # ------------------------------------------------------------------ what runs
@@ -99,6 +117,12 @@ class Variant:
     def label(self) -> str:
         """``backlog-threads`` or ``backlog-threads fast_path=False``."""
         return " ".join([self.policy, *(f"{k}={v}" for k, v in self.options)])
+
+    def grid_value(self) -> str | dict[str, Any]:
+        """The variant as a sweep's ``policy`` grid value."""
+        if not self.options:
+            return self.policy
+        return {"name": self.policy, "options": dict(self.options)}
 
 
 def installed_variants() -> tuple[Variant, ...]:
@@ -141,7 +165,8 @@ def _sorted_unique(values: Iterable[Any]) -> tuple[Any, ...]:
 @frozen
 class Study:
     """The grid a study runs: CPU counts x offered loads x policy variants, on each of
-    the SEED scenarios, with ``packets_per_pair`` packets per sender/receiver pair."""
+    the SEED scenarios, with ``packets_per_pair`` packets per sender/receiver pair: the
+    shipped sweep file with these in place of its own."""
 
     ncpus: tuple[int, ...] = field(
         default=NCPUS, converter=_sorted_unique, validator=_check(_ncpus_ok, NCPUS_ALLOWED)
@@ -161,234 +186,78 @@ class Study:
         ncpus, loads, packets = QUICK
         return cls(ncpus=ncpus, loads=loads, packets_per_pair=packets)
 
+    def sweep(self) -> Sweep:
+        """The shipped sweep with this study's grid (the most CPUs first, as there)."""
+        base = shipped()
+        values = {"ncpus": tuple(reversed(self.ncpus)), "load": tuple(map(float, self.loads)),
+                  "policy": tuple(v.grid_value() for v in self.variants)}
+        return attrs.evolve(base, packets=self.packets_per_pair,
+                            grid=tuple((k, values.get(k, v)) for k, v in base.grid))
+
     def runs(self) -> int:
         """How many simulations the study makes (capacity runs included)."""
-        cells = len(scenarios.SCALABLE) * len(self.ncpus)
+        cells = len(_GRID["scenario"]) * len(self.ncpus)
         return cells * (1 + len(self.variants) * len(self.loads))
-
-    def parameters(self) -> dict[str, Any]:
-        """What the study's results depend on: its grid, napikit's version and each
-        policy's package (a policy's new version may decide otherwise)."""
-        reg = registry()
-        return {
-            "napikit": napikit.__version__,
-            "ncpus": list(self.ncpus),
-            "loads": list(self.loads),
-            "packets_per_pair": self.packets_per_pair,
-            "variants": [[v.policy, [list(o) for o in v.options], reg.get(v.policy).package]
-                         for v in self.variants],
-        }
-
-
-class Journal:
-    """The finished runs of one study in ``out``, one JSON line each, appended and
-    flushed as each run ends: a rerun reads them back instead of running them again.
-
-    The file is named after a digest of :meth:`Study.parameters`, and its first line
-    holds them, so another study's runs (other loads, another napikit) are never mixed
-    in. :func:`run` removes it once the study's files are written.
-    """
-
-    def __init__(self, out: Path, study: Study) -> None:
-        header = json.dumps({"study": study.parameters()}, sort_keys=True) + "\n"
-        self.path = journal_path(out, study)
-        #: ``key -> value`` of every finished run: see :func:`run_study`.
-        self.done: dict[tuple[Any, ...], Any] = {}
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            lines = self.path.read_text().splitlines(keepends=True) if self.path.exists() else []
-            kept = [header]
-            if lines[:1] == [header]:
-                for line in lines[1:]:
-                    try:
-                        entry = json.loads(line) if line.endswith("\n") else None
-                    except ValueError:
-                        entry = None
-                    if entry is None:  # torn by a kill in mid-write: what follows is lost
-                        break
-                    self.done[tuple(entry["key"])] = entry["value"]
-                    kept.append(line)
-            self.path.write_text("".join(kept))
-            self._file = self.path.open("a")
-        except OSError as e:
-            raise NapikitError(
-                f"--out: must be a directory napikit can write to (got {str(out)!r}: "
-                f"{e.strerror})"
-            ) from None
-
-    def record(self, key: tuple[Any, ...], value: Any) -> None:
-        """Keep one finished run's ``value`` under ``key``, on disk at once."""
-        self.done[key] = value
-        self._file.write(json.dumps({"key": list(key), "value": value}) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def journal_path(out: Path, study: Study) -> Path:
-    """Where :class:`Journal` keeps ``study``'s finished runs in ``out``."""
-    text = json.dumps(study.parameters(), sort_keys=True)
-    return out / f"study-journal-{hashlib.sha256(text.encode()).hexdigest()[:16]}.jsonl"
-
-
-def run_config(
-    scenario: str, ncpus: int, variant: Variant, packets_per_pair: int,
-    rate_pps: float | None,
-) -> Config:
-    """The configuration of one study run: ``scenarios.at_ncpus(scenario, ncpus)`` with
-    each sender offering ``rate_pps`` (``None``: closed loop), ``packets_per_pair``
-    packets per pair, and a cyclictest on CPU 1 every 100 us."""
-    base = scenarios.at_ncpus(scenario, ncpus)
-    # A SEED scenario's workloads are its LoopbackUdp pairs (isinstance: for mypy).
-    pairs = tuple(
-        attrs.evolve(w, rate_pps=rate_pps) for w in base.workloads if isinstance(w, LoopbackUdp)
-    )
-    cyclictest = Cyclictest(cpu=CYCLICTEST_CPU, period_ns=CYCLICTEST_PERIOD_NS)
-    return base.evolve(
-        workloads=(*pairs, cyclictest),
-        packets=packets_per_pair * len(pairs),
-        policy=variant.policy,
-        policy_options=dict(variant.options),
-    )
 
 
 # ------------------------------------------------------------------ running
 
 
-def run_study(
-    study: Study, jobs: int = 1, progress: Progress | None = None,
-    journal: Journal | None = None,
-) -> list[Row]:
-    """Run ``study`` on ``jobs`` processes; the CSV rows, in grid order.
-
-    First the capacity of each (scenario, CPU count): the closed-loop run of the
-    classic policy. Then every variant at every load, each sender offering
-    ``load * capacity / pairs`` packets/s. ``progress(done, total, what)`` is called
-    after each run. With a ``journal``, the runs it holds are read back, not run, and
-    each run that finishes is recorded in it.
-    """
-    baseline = Variant(BASELINE)
-    total = study.runs()
-    done = 0
-    finished = journal.done if journal is not None else {}
-
-    def report(what: str, runs: int = 1) -> None:
-        nonlocal done
-        done += runs
-        if progress is not None and runs:
-            progress(done, total, what)
-
-    def pending(tasks: list[tuple[tuple[Any, ...], Config]]) -> list[tuple[Any, Config]]:
-        todo = [(key, config) for key, config in tasks if key not in finished]
-        if journal is not None:
-            report(f"{len(tasks) - len(todo)} runs read back from {journal.path}",
-                   len(tasks) - len(todo))
-        return todo
-
-    record = journal.record if journal is not None else finished.__setitem__
-
-    # Every configuration is built (and validated) before the first run; the biggest
-    # go first so that the last runs to finish are short ones.
-    cells = sorted(
-        ((s, n) for s in scenarios.SCALABLE for n in study.ncpus), key=lambda c: -c[1]
-    )
-    closed = [
-        (("capacity", s, n), run_config(s, n, baseline, study.packets_per_pair, None))
-        for s, n in cells
-    ]
-    for (_, s, n), result in map_runs(pending(closed), jobs):
-        record(("capacity", s, n), result.delivered_pps)
-        report(f"{s} ncpus={n} {baseline.label} closed loop (capacity)")
-
-    grid = []
-    variants = {v.label: v for v in study.variants}
-    for s, n in cells:
-        capacity = finished["capacity", s, n]
-        for load in study.loads:
-            rate = load * capacity / (n // 2)
-            for v in study.variants:
-                config = run_config(s, n, v, study.packets_per_pair, rate)
-                grid.append((("run", s, n, v.label, load), config))
-    for (_, s, n, label, load), result in map_runs(pending(grid), jobs):
-        record(("run", s, n, label, load),
-               row(s, n, variants[label], load, finished["capacity", s, n], result))
-        report(f"{s} ncpus={n} {label} load={load:g}")
-
+def run_study(study: Study, out: Path | None = None, jobs: int = 1, client: Any = None,
+              progress: Progress | None = None) -> list[Row]:
+    """Run ``study`` (see :func:`napikit.sweep.run_sweep`: the runs already in ``out``
+    are read back, each one run is written there); the CSV rows, in the order of the
+    scenarios, CPU counts, variants and loads. ``progress(done, total, what)`` is
+    called after each run."""
+    rows = run_sweep(study.sweep(), out, jobs=jobs, client=client, progress=progress)
+    # The rows name a variant as its grid value reads (fast_path=false).
+    labels = {grid_text(v.grid_value()): v.label for v in study.variants}
     order = {
-        "scenario": {s: i for i, s in enumerate(scenarios.SCALABLE)},
+        "scenario": {s: i for i, s in enumerate(_GRID["scenario"])},
         "policy": {v.label: i for i, v in enumerate(study.variants)},
     }
-    rows = [finished[key] for key, _ in grid]
-    rows.sort(key=lambda r: (order["scenario"][r["scenario"]], r["ncpus"],
-                             order["policy"][r["policy"]], r["load"]))
-    return rows
+    # The paced runs: the capacity runs have no load.
+    table = [row(r, labels[r["grid.policy"]]) for r in rows if "grid.load" in r]
+    table.sort(key=lambda r: (order["scenario"][r["scenario"]], r["ncpus"],
+                              order["policy"][r["policy"]], r["load"]))
+    return table
 
 
-def _simulate(task: tuple[Any, Config]) -> tuple[Any, Result]:
-    key, config = task
-    return key, simulate(config)
-
-
-def map_runs(tasks: Sequence[tuple[Any, Config]], jobs: int) -> Iterator[tuple[Any, Result]]:
-    """``(key, result)`` of each ``(key, config)``, in completion order."""
-    if jobs == 1 or len(tasks) <= 1:
-        yield from map(_simulate, tasks)
-        return
-    # Ctrl-C reaches the terminal's whole process group, but only this process should
-    # answer it (leaving the pool terminates the workers): they start with SIGINT
-    # ignored, which a spawned interpreter inherits and keeps.
-    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        # spawn: the same behaviour on every OS, and no fork of a process holding threads.
-        pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks)))
-    finally:
-        signal.signal(signal.SIGINT, ignored)
-    with pool:
-        yield from pool.imap_unordered(_simulate, tasks)
-
-
-def row(
-    scenario: str, ncpus: int, variant: Variant, load: float, capacity_pps: float,
-    result: Result,
-) -> Row:
-    """One CSV row: the run's figures (:data:`COLUMNS`)."""
-    lat = result.latency_send_recv
-    (cyclictest,) = result.cyclictest_latency
-    cpu = {c: sum(getattr(t, c) for t in result.cpu_time) for c in CONTEXTS}
-    delivered = max(1, result.delivered)
+def row(r: Row, policy: str) -> Row:
+    """One CSV row (:data:`COLUMNS`) of a paced run's sweep row ``r``; ``policy``: the
+    variant's label."""
+    ncpus, load = r["grid.ncpus"], r["grid.load"]
+    capacity_pps = r["reference.delivered_pps"]
+    cpu = {c: sum(r[f"cpu_time.{i}.{c}"] for i in range(ncpus)) for c in CONTEXTS}
+    delivered = max(1, r["delivered"])
     return {
-        "scenario": scenario,
+        "scenario": r["grid.scenario"],
         "ncpus": ncpus,
         "pairs": ncpus // 2,
-        "policy": variant.label,
+        "policy": policy,
         "load": float(load),
         "offered_pps": round(load * capacity_pps, 3),
         "capacity_pps": capacity_pps,
-        "delivered_pps": result.delivered_pps,
-        "arrived": result.arrived,
-        "delivered": result.delivered,
-        "drops": result.drops.total,
-        "drops_backlog": result.drops.backlog,
-        "drops_socket": result.drops.socket,
-        "latency_p50_ns": lat.p50_ns,
-        "latency_p90_ns": lat.p90_ns,
-        "latency_p99_ns": lat.p99_ns,
-        "latency_p999_ns": lat.p999_ns,
-        "latency_max_ns": lat.max_ns,
-        "sim_time_ns": result.sim_time_ns,
+        "delivered_pps": r["delivered_pps"],
+        "arrived": r["arrived"],
+        "delivered": r["delivered"],
+        "drops": r["drops.total"],
+        "drops_backlog": r["drops.backlog"],
+        "drops_socket": r["drops.socket"],
+        **{f"latency_{p}_ns": r[f"latency_send_recv.{p}_ns"]
+           for p in ("p50", "p90", "p99", "p999", "max")},
+        "sim_time_ns": r["sim_time_ns"],
         **{f"cpu_{c}_ns": cpu[c] for c in CONTEXTS},
-        "ipis": result.ipis,
-        "context_switches": result.context_switches,
-        "ksoftirqd_wakeups": result.ksoftirqd_wakeups,
-        "backlog_thread_wakeups": result.backlog_thread_wakeups,
-        "ipis_per_delivered": round(result.ipis / delivered, 6),
-        "switches_per_delivered": round(result.context_switches / delivered, 6),
-        "cyclictest_p50_ns": cyclictest.p50_ns,
-        "cyclictest_p99_ns": cyclictest.p99_ns,
-        "cyclictest_max_ns": cyclictest.max_ns,
-        "punished_softirq_cpu1_ns": result.punished_softirq_ns(CYCLICTEST_CPU),
-        "punished_softirq_ns": result.punished_softirq_ns(),
+        "ipis": r["ipis"],
+        "context_switches": r["context_switches"],
+        "ksoftirqd_wakeups": r["ksoftirqd_wakeups"],
+        "backlog_thread_wakeups": r["backlog_thread_wakeups"],
+        "ipis_per_delivered": round(r["ipis"] / delivered, 6),
+        "switches_per_delivered": round(r["context_switches"] / delivered, 6),
+        **{f"cyclictest_{p}_ns": r[f"cyclictest_latency.0.{p}_ns"]
+           for p in ("p50", "p99", "max")},
+        "punished_softirq_cpu1_ns": r[f"punished_softirq_ns.{CYCLICTEST_CPU}"],
+        "punished_softirq_ns": r["punished_softirq_ns"],
     }
 
 
@@ -620,40 +489,17 @@ def _rt_users(figure: type, d: _Data) -> Any:
 # ------------------------------------------------------------------ command
 
 
-def progress_bar(stream: TextIO | None = None) -> Progress:
-    """A textual progress report on ``stream`` (default ``sys.stderr``):
-    ``[ 123/540] seed-rps ncpus=16 ...``, redrawn in place on a terminal, one line per
-    run otherwise."""
-    out = stream or sys.stderr
-    tty = out.isatty()
-
-    def show(done: int, total: int, what: str) -> None:
-        line = f"[{done:>{len(str(total))}}/{total}] {what}"
-        if tty:
-            out.write("\r\033[K" + line + ("\n" if done == total else ""))
-        else:
-            out.write(line + "\n")
-        out.flush()
-
-    return show
-
-
 def run(study: Study, out: Path, jobs: int = 1, plots: bool = True,
-        progress: Progress | None = None) -> list[Path]:
-    """Run ``study`` and write ``study.csv`` (and, with ``plots``, :data:`PLOTS`) into
-    ``out``; the files written."""
+        progress: Progress | None = None, client: Any = None) -> list[Path]:
+    """Run ``study`` (its runs kept in ``out/runs``) and write ``study.csv`` (and, with
+    ``plots``, :data:`PLOTS`) into ``out``; the files written."""
     if plots:
         require_matplotlib()  # before minutes of runs, not after
-    journal = Journal(out, study)  # also checks that out can be written, before any run
-    try:
-        rows = run_study(study, jobs=jobs, progress=progress, journal=journal)
-    finally:
-        journal.close()
+    writable_dir(out)  # before any run
+    rows = run_study(study, out / "runs", jobs=jobs, client=client, progress=progress)
     path = out / "study.csv"
     write_csv(rows, path)
-    paths = [path, *(plot(rows, out) if plots else [])]
-    journal.path.unlink()
-    return paths
+    return [path, *(plot(rows, out) if plots else [])]
 
 
 def _list_type(
@@ -671,22 +517,13 @@ def _list_type(
     return parse
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = integer(text, "")  # 100k, 1e5
-    except NapikitError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text!r})")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``napikit study``."""
     quick_ncpus, quick_loads, quick_packets = QUICK
     parser.add_argument(
         "--out", type=Path, default=Path("study-out"), metavar="DIR",
-        help="directory for study.csv and the plots (default study-out)",
+        help="directory for study.csv, the plots and the runs' dataset (runs/) "
+        "(default study-out)",
     )
     parser.add_argument(
         "--ncpus", type=_list_type(int, _ncpus_ok, NCPUS_ALLOWED), metavar="N,N,...",
@@ -698,13 +535,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + ",".join(f"{x:g}" for x in LOADS) + ")",
     )
     parser.add_argument(
-        "--packets-per-pair", type=_at_least_one, metavar="N",
+        "--packets-per-pair", type=at_least_one, metavar="N",
         help=f"packets per sender/receiver pair (default {PACKETS_PER_PAIR:,})",
     )
-    parser.add_argument(
-        "--jobs", type=_at_least_one, default=os.cpu_count() or 1, metavar="N",
-        help="parallel processes (default: the CPU count)",
-    )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--quick", action="store_true",
         help=f"a small grid: {quick_ncpus[0]} CPUs, loads "
@@ -728,12 +562,15 @@ def main(args: argparse.Namespace) -> int:
     })
     start = time.monotonic()
     try:
-        paths = run(study, args.out, jobs=args.jobs, plots=args.plots, progress=progress_bar())
+        with dask_client(args.dask, args.jobs) as client:
+            paths = run(study, args.out, jobs=args.jobs, plots=args.plots,
+                        progress=progress_bar(), client=client)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"the finished runs are kept in {journal_path(args.out, study)}; "
+        raise KeyboardInterrupt(f"the finished runs are kept in {args.out / 'runs'}; "
                                 "the same command continues from them") from None
-    print(f"napikit study: {study.runs()} runs in {time.monotonic() - start:.0f} s "
-          f"on {args.jobs} processes", file=sys.stderr)
+    where = f"on {args.dask}" if args.dask else f"on {args.jobs} processes"
+    print(f"napikit study: {study.runs()} runs in {time.monotonic() - start:.0f} s {where}",
+          file=sys.stderr)
     for path in paths:
         print(path)
     return 0

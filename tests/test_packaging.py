@@ -179,3 +179,21 @@ def test_long_profile_lengthens_every_property_test(tmp_path: Path) -> None:
     assert len(base) > 20 and base.keys() == long.keys()
     fixed = sorted(t for t in base if long[t] != 10 * base[t])
     assert not fixed, f"not lengthened by napikit-long: {fixed}"
+
+
+# ----------------------------------------------------------------- package data
+
+
+def test_the_wheel_carries_the_studys_sweep_file() -> None:
+    """``napikit study`` reads napikit/studies/*.toml from the installed package: the
+    wheel's package-data patterns take every file there (and only TOML)."""
+    import tomllib
+
+    from napikit import study
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["napikit"]
+    shipped = {p for pattern in patterns for p in (ROOT / "napikit").glob(pattern)}
+    studies = set((ROOT / "napikit" / "studies").iterdir())
+    assert ROOT / "napikit" / study.SHIPPED in studies
+    assert studies <= shipped

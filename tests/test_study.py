@@ -73,6 +73,25 @@ def test_same_options_same_bytes_whatever_the_jobs(quick, tmp_path):
     assert (tmp_path / "parallel" / "study.csv").read_bytes() == first
 
 
+def test_the_shipped_sweep_file_is_the_study_of_napikits_own_policies():
+    """`napikit sweep napikit/studies/seed-story.toml` runs the study's own cells, with
+    the policies napikit ships."""
+    own = (study.Variant("softirq-ipi"), study.Variant("backlog-threads"),
+           study.Variant(*cli.RFC_VARIANT), study.Variant("ksoftirqd"))
+    assert study.Study(variants=own).sweep() == study.shipped()
+    assert (study.NCPUS, study.LOADS, study.PACKETS_PER_PAIR) == (
+        (2, 4, 8, 16, 64), (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0), 100_000)
+
+
+def test_a_study_on_dask_writes_the_same_csv(quick, tmp_path):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        study.run(QUICK, tmp_path, plots=False, client=client)
+    assert (tmp_path / "study.csv").read_bytes() == (quick / "study.csv").read_bytes()
+
+
 def _config(
     r: dict[str, str], rate_pps: float | None, policy: str, options: dict
 ) -> napikit.Config:
@@ -204,7 +223,8 @@ def simulations(monkeypatch, limit: int | None = None) -> list[napikit.Config]:
         calls.append(config)
         return simulate_for_real(config)
 
-    monkeypatch.setattr(study, "simulate", simulate)
+    # The sweeps' engine runs the study; with jobs=1 every run is made in this process.
+    monkeypatch.setattr(sys.modules["napikit.sweep"], "simulate", simulate)
     return calls
 
 
@@ -236,8 +256,9 @@ def test_an_interrupted_study_continues_where_it_stopped(quick, tmp_path, monkey
         assert (out / name).read_bytes() == (quick / name).read_bytes(), name
 
 
-def test_another_studys_runs_are_not_mixed_in(tmp_path, monkeypatch):
-    """A journal of other options in the same directory is not read back."""
+def test_another_studys_rows_are_not_mixed_in(tmp_path, monkeypatch):
+    """Runs of other options in the same directory stay out of the CSV; only the runs
+    both studies make (the capacities) are shared."""
     out = tmp_path / "out"
     simulations(monkeypatch, limit=5)
     with pytest.raises(KeyboardInterrupt):
@@ -245,26 +266,36 @@ def test_another_studys_runs_are_not_mixed_in(tmp_path, monkeypatch):
     other = attrs.evolve(QUICK, loads=(0.5,))
     calls = simulations(monkeypatch)
     study.run(other, out, jobs=1, plots=False)
-    assert len(calls) == other.runs()
+    assert len(calls) == other.runs() - len(scenarios.SCALABLE)
+    study.run(other, tmp_path / "alone", jobs=1, plots=False)
+    assert (out / "study.csv").read_bytes() == (tmp_path / "alone" / "study.csv").read_bytes()
 
 
-def test_a_torn_last_line_is_run_again(tmp_path, monkeypatch):
-    """A run whose journal line a kill cut short is run again, and only that one."""
+def test_a_run_cut_short_in_mid_write_is_run_again(quick, tmp_path, monkeypatch):
+    """A kill while a run's file was being written leaves a temporary file, not the
+    run's: that run is made again, and only that one."""
     out = tmp_path / "out"
-    simulations(monkeypatch, limit=5)
-    with pytest.raises(KeyboardInterrupt):
-        study.run(QUICK, out, jobs=1, plots=False)
-    journal = study.journal_path(out, QUICK)
-    text = journal.read_text()
-    journal.write_text(text[: text.rindex("\n", 0, -1) + 10])  # 10 bytes of the 5th line
+    study.run(QUICK, out, jobs=1, plots=False)
+    runs = sorted((out / "runs").glob("*.parquet"))
+    torn = runs[4]
+    torn.with_name(f".{torn.name}.tmp").write_bytes(torn.read_bytes()[:100])
+    torn.unlink()
     calls = simulations(monkeypatch)
     study.run(QUICK, out, jobs=1, plots=False)
-    assert len(calls) == QUICK.runs() - 4
+    assert len(calls) == 1
+    assert sorted((out / "runs").iterdir()) == runs
+    assert (out / "study.csv").read_bytes() == (quick / "study.csv").read_bytes()
 
 
-def test_a_finished_study_leaves_no_journal(quick):
-    """Once its files are written, the study's journal is gone."""
-    assert sorted(p.name for p in quick.iterdir()) == sorted(["study.csv", *study.PLOTS])
+def test_a_finished_study_keeps_its_runs_as_a_sweep_dataset(quick, rows):
+    """Beside its files, the study leaves every run in ``runs/``, which load_sweep
+    reads: the capacity runs, then one row per CSV row with every figure."""
+    assert sorted(p.name for p in quick.iterdir()) == sorted(["runs", "study.csv",
+                                                              *study.PLOTS])
+    df = napikit.load_sweep(quick / "runs")
+    assert len(df) == QUICK.runs()
+    paced = df[df["grid.load"].notna()]
+    assert sorted(paced["delivered_pps"]) == sorted(float(r["delivered_pps"]) for r in rows)
 
 
 def _session(sid: int) -> list[str]:
@@ -284,8 +315,10 @@ def _session(sid: int) -> list[str]:
 def test_ctrl_c_stops_a_parallel_study_and_its_workers(tmp_path, child):
     """Ctrl-C (SIGINT to the whole process group) ends `study --jobs 2` within 1 s, in
     one line, status 130, and no worker outlives it."""
+    # Runs of seconds each: the first one, made in the parent, says the rest are worth
+    # a pool (napikit.sweep.pool_size).
     command = child.napikit("study", "--no-plots", "--jobs", "2", "--ncpus", "2",
-                            "--loads", "1", "--packets-per-pair", "1e9",
+                            "--loads", "1", "--packets-per-pair", "1e7",
                             "--out", str(tmp_path / "out"))
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=child.env, start_new_session=True)
@@ -302,8 +335,9 @@ def test_ctrl_c_stops_a_parallel_study_and_its_workers(tmp_path, child):
         err = proc.communicate()[1]
     took = time.monotonic() - start
     assert proc.returncode == 130
-    assert err.startswith("napikit: interrupted: the finished runs are kept in ")
-    assert err.count("\n") == 1
+    *progress, last = err.splitlines()  # the runs finished before it, then one line
+    assert last.startswith("napikit: interrupted: the finished runs are kept in ")
+    assert all(line.startswith("[") for line in progress)
     assert took < 1
     deadline = time.monotonic() + 5  # the resource tracker sees its parent gone
     while _session(proc.pid) and time.monotonic() < deadline:

@@ -221,3 +221,227 @@ def test_same_sweep_same_parquet_bytes(tmp_path: Path) -> None:
     for c in cells:
         name = f"{c.fingerprint}.parquet"
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+# ----------------------------------------------------------------- more keys, two stages
+
+RELATIVE = """
+format = "napikit-sweep/1"
+packets = 1000
+scale_pairs = true
+add_workloads = [{ kind = "Cyclictest", cpu = 1, period_ns = 100000 }]
+
+[relative]
+field = "workload.rate_pps"
+figure = "delivered_pps"
+reference = { policy = "softirq-ipi" }
+
+[grid]
+scenario = ["seed-lo", "seed-rps"]
+ncpus = [4]
+policy = ["ksoftirqd", { name = "backlog-threads", options = { fast_path = false } }]
+load = [0.5, 2]
+"""
+
+
+def test_grid_scenario_scale_pairs_and_added_workloads() -> None:
+    cells = loads_sweep(RELATIVE).references()
+    assert [c.config.workloads for c in cells] == [
+        (*napikit.scenarios.at_ncpus(s, 4).workloads, napikit.Cyclictest(1, 100_000))
+        for s in ("seed-lo", "seed-rps")]
+    assert {c.config.packets for c in cells} == {2000}  # 1000 per pair
+
+
+def test_a_policy_table_sets_the_policy_and_its_options() -> None:
+    cell = loads_sweep(RELATIVE).cells()[-1]
+    assert (cell.config.policy, cell.config.options) == ("backlog-threads",
+                                                         {"fast_path": False})
+    assert cell.label().startswith("scenario=seed-rps ncpus=4 policy=backlog-threads "
+                                   "fast_path=false load=2.0")
+
+
+def test_references_are_the_cells_without_load_under_the_reference_values() -> None:
+    spec = loads_sweep(RELATIVE)
+    refs = spec.references()
+    assert [(c.index, c.values) for c in refs] == [
+        (0, (("scenario", "seed-lo"), ("ncpus", 4), ("policy", "softirq-ipi"))),
+        (1, (("scenario", "seed-rps"), ("ncpus", 4), ("policy", "softirq-ipi")))]
+    assert [c.index for c in spec.cells()] == list(range(2, 10))
+    assert all(w.rate_pps is None for c in refs for w in c.config.workloads[:2])
+
+
+def test_a_relative_cell_offers_load_times_its_references_figure() -> None:
+    spec = loads_sweep(RELATIVE)
+    refs = spec.references()
+    figures = {refs[0].fingerprint: 1000.0, refs[1].fingerprint: 3000.0}
+    cells = spec.cells(figures)
+    last = cells[-1]  # seed-rps, load 2, over its 2 pairs
+    assert [w.rate_pps for w in last.config.workloads[:2]] == [3000.0, 3000.0]
+    assert last.reference == (("reference.fingerprint", refs[1].fingerprint),
+                              ("reference.delivered_pps", 3000.0))
+    assert last.fingerprint == napikit.config_fingerprint(last.config)
+
+
+def test_relative_sweep_runs_references_first_then_resumes(tmp_path: Path) -> None:
+    from napikit.sweep import run_sweep
+
+    spec = loads_sweep(RELATIVE)
+    rows = run_sweep(spec, tmp_path)
+    assert [r["cell"] for r in rows] == list(range(10))
+    ref = {r["fingerprint"]: r["delivered_pps"] for r in rows[:2]}
+    assert all(r["reference.delivered_pps"] == ref[r["reference.fingerprint"]]
+               for r in rows[2:])
+    assert len(list(tmp_path.glob("*.parquet"))) == 10
+    again: list[tuple[int, int]] = []
+    assert run_sweep(spec, tmp_path, progress=lambda d, t, w: again.append((d, t))) == rows
+    assert again == [(2, 10), (10, 10)]  # each stage read back whole
+
+
+def test_relative_rows_are_those_of_the_direct_simulations(tmp_path: Path) -> None:
+    from napikit.sweep import run_sweep
+
+    spec = loads_sweep(RELATIVE)
+    rows = run_sweep(spec)
+    ref = napikit.simulate(spec.references()[1].config)
+    assert rows[1]["delivered_pps"] == ref.delivered_pps
+    last = spec.cells({c.fingerprint: r["delivered_pps"]
+                       for c, r in zip(spec.references(), rows, strict=False)})[-1]
+    direct = napikit.simulate(last.config)
+    assert [w.rate_pps for w in last.config.workloads[:2]] == [2 * ref.delivered_pps / 2] * 2
+    assert rows[-1]["delivered_pps"] == direct.delivered_pps
+    assert rows[-1]["fingerprint"] == direct.fingerprint
+
+
+def test_derived_figures() -> None:
+    from napikit.sweep import figures
+
+    r = napikit.simulate(loads_sweep(RELATIVE).references()[1].config)
+    f = figures(r)
+    assert f["drops.total"] == r.drops.total
+    assert f["punished_softirq_ns"] == r.punished_softirq_ns()
+    assert [f[f"punished_softirq_ns.{cpu}"] for cpu in range(4)] == [
+        r.punished_softirq_ns(cpu) for cpu in range(4)]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("[relative]\n", "[relative]\nbogus = 1\n"), "relative.bogus"),
+    (('field = "workload.rate_pps"', 'field = "kernel.hz"'), "relative.field"),
+    (('field = "workload.rate_pps"', 'field = "workload.nope"'), "relative.field"),
+    (("load = [0.5, 2]", "load = [0, 2]"), "grid.load"),
+    (("load = [0.5, 2]", ""), "grid.load"),
+    (("scale_pairs = true", "scale_pairs = 1"), "scale_pairs"),
+    (("cpu = 1,", "cpu = -1,"), "add_workloads[0].cpu"),
+    (("ncpus = [4]", "ncpus = [3]"), "ncpus"),
+    (('"ksoftirqd"', '{ name = "ksoftirqd", colour = 1 }'), "policy"),
+    (("[grid]\n", 'scenario = "seed-lo"\n[grid]\n'), "scenario"),
+])
+def test_bad_relative_files_are_one_line_errors(change: tuple[str, str], message: str
+                                                ) -> None:
+    old, new = change
+    assert old in RELATIVE
+    with pytest.raises(ConfigError) as e:
+        spec = loads_sweep(RELATIVE.replace(old, new))
+        spec.references()
+        spec.cells()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_load_without_relative_is_refused() -> None:
+    with pytest.raises(ConfigError, match="grid.load"):
+        build_cells(_base(), {"load": [0.5]})
+
+
+# ----------------------------------------------------------------- seeds: mean and CI
+
+
+@pytest.fixture(scope="module")
+def three_seeds() -> pd.DataFrame:
+    # A drawn receive cost: the seeds then give different figures.
+    base = _base().evolve(cost_distributions={
+        "protocol_rx_ns": napikit.CostDistribution(kind="exponential")})
+    return napikit.sweep(base, {"policy": ["softirq-ipi", "backlog-threads"]}, seeds=3)
+
+
+def test_summary_is_the_estimate_over_each_cells_seeds(three_seeds: pd.DataFrame) -> None:
+    from napikit.confidence import Estimate
+
+    summary = napikit.sweep_summary(three_seeds).set_index(["grid.policy", "figure"])
+    for policy in ("softirq-ipi", "backlog-threads"):
+        runs = three_seeds[three_seeds["grid.policy"] == policy]
+        for figure in ("delivered_pps", "latency_send_recv.p99_ns"):
+            e = Estimate.of([float(v) for v in runs[figure]])
+            assert e.ci95 > 0
+            got = summary.loc[(policy, figure)]
+            assert (got["mean"], got["ci95"], got["n"]) == (e.mean, e.ci95, 3)
+
+
+def test_summary_has_a_row_per_cell_and_figure_in_grid_order(three_seeds: pd.DataFrame
+                                                             ) -> None:
+    summary = napikit.sweep_summary(three_seeds)
+    assert list(summary.columns) == ["grid.policy", "figure", "mean", "ci95", "n"]
+    figures = list(summary["figure"].iloc[: len(summary) // 2])
+    assert list(summary["grid.policy"]) == (["softirq-ipi"] * len(figures)
+                                            + ["backlog-threads"] * len(figures))
+    assert "delivered_pps" in figures
+    assert not {"cell", "seed", "fingerprint", "policy"} & set(figures)  # no index, no text
+
+
+def test_one_seed_gives_n_1_and_no_interval() -> None:
+    df = napikit.sweep(_base(), {"policy": ["softirq-ipi"]}, seeds=[4])
+    row = napikit.sweep_summary(df).set_index("figure").loc["delivered_pps"]
+    assert row["n"] == 1 and row["mean"] == df["delivered_pps"].iloc[0]
+    assert pd.isna(row["ci95"])
+
+
+def test_cli_writes_the_summary_with_several_seeds(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP)  # seeds = 2
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert capsys.readouterr().out == f"{out}\n{out / 'summary.csv'}\n"
+    written = pd.read_csv(out / "summary.csv")
+    pd.testing.assert_frame_equal(written, napikit.sweep_summary(load_sweep(out)),
+                                  check_dtype=False)
+    assert len(load_sweep(out)) == 4  # the summary is not part of the dataset
+
+
+def test_cli_writes_no_summary_for_one_seed(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP.replace("seeds = 2", "seeds = [1]"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert capsys.readouterr().out == f"{out}\n"
+    assert not (out / "summary.csv").exists()
+
+
+def _doc_block(section: str, lang: str) -> str:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
+    return doc.split(section + "\n", 1)[1].split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_docs_relative_example_is_4_references_and_24_cells() -> None:
+    spec = loads_sweep(_doc_block("### Loads relative to a measured figure", "toml"))
+    assert len(spec.references()) == 4 and len(spec.cells()) == 24
+    assert [c.config.packets for c in spec.references()] == [20000, 40000] * 2
+
+
+def test_the_docs_summary_snippet_runs() -> None:
+    scope: dict[str, object] = {}
+    exec(_doc_block("### Seeds: mean and confidence interval", "python"), scope)
+    summary = scope["summary"]
+    assert isinstance(summary, pd.DataFrame)
+    rows = summary[summary["figure"] == "delivered_pps"]
+    assert list(rows["n"]) == [5, 5] and (rows["ci95"] > 0).all()
+
+
+@pytest.mark.parametrize("figure", ["nope", "policy"])
+def test_a_relative_figure_the_references_lack_fails_before_the_grid_runs(
+        figure: str, tmp_path: Path) -> None:
+    from napikit.sweep import run_sweep
+
+    spec = loads_sweep(RELATIVE.replace('figure = "delivered_pps"', f'figure = "{figure}"'))
+    with pytest.raises(ConfigError, match="relative.figure"):
+        run_sweep(spec, tmp_path)
+    assert len(list(tmp_path.glob("*.parquet"))) == 2  # the references only
