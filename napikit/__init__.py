@@ -54,7 +54,7 @@ from napikit.scenario_file import (  # noqa: E402
 )
 from napikit.simulation import Simulation, simulate  # noqa: E402
 
-# Last: the module imports pandas and pyarrow only when a sweep runs. The package's
+# napikit.sweep imports pandas and pyarrow only when a sweep runs. The package's
 # ``sweep`` is the function; the module is ``sys.modules["napikit.sweep"]``.
 from napikit.sweep import load_sweep, sweep, sweep_summary  # noqa: E402
 from napikit.trace import Timeline, TraceOptions  # noqa: E402
