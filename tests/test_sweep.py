@@ -445,3 +445,57 @@ def test_a_relative_figure_the_references_lack_fails_before_the_grid_runs(
     with pytest.raises(ConfigError, match="relative.figure"):
         run_sweep(spec, tmp_path)
     assert len(list(tmp_path.glob("*.parquet"))) == 2  # the references only
+
+
+def test_a_killed_sweep_rerun_gives_the_uninterrupted_dataset(tmp_path: Path, child) -> None:
+    """SIGKILL halfway (no handler runs), then the same command: the dataset is the
+    one an uninterrupted sweep writes, file for file and byte for byte."""
+    import os
+    import signal
+    import time
+
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(SWEEP.replace("seeds = 2", "seeds = 6").replace(
+        "packets = 2000", "packets = 40000"))
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    command = child.napikit("sweep", str(sweep_file), "--out", str(killed), "--jobs", "1",
+                            "--quiet")
+    proc = subprocess.Popen(command, env=child.env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(killed.glob("*.parquet"))) < 3 and time.monotonic() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(killed.glob("*.parquet")))
+    assert 3 <= done < 12, "the sweep was not killed halfway"
+    subprocess.run(command, env=child.env, check=True, capture_output=True)
+    subprocess.run(child.napikit("sweep", str(sweep_file), "--out", str(whole), "--quiet"),
+                   env=child.env, check=True, capture_output=True)
+    files = sorted(p.name for p in whole.glob("*.parquet"))
+    assert sorted(p.name for p in killed.glob("*.parquet")) == files and len(files) == 12
+    assert not list(killed.glob("*.tmp*"))
+    for name in files:
+        assert (killed / name).read_bytes() == (whole / name).read_bytes()
+    pd.testing.assert_frame_equal(load_sweep(killed), load_sweep(whole))
+
+
+def test_the_docs_worked_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/research-workflow.md's worked example, as written: its sweep file through
+    ``napikit sweep``, then its Python to the plot."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
+    section = doc.split("### A worked example: from a sweep file to a plot", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    toml = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    command = section.split("```sh\n", 1)[1].split("```", 1)[0].split()
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "perf-a-rates.toml").write_text(toml)
+    assert command[:2] == ["napikit", "sweep"]
+    assert main([*command[1:], "--quiet"]) == 0
+    scope: dict[str, object] = {}
+    exec(compile(code, "research-workflow.md", "exec"), scope)
+    assert len(scope["df"]) == 36  # type: ignore[arg-type]
+    assert set(scope["p99"]["n"]) == {3}  # type: ignore[index]
+    assert (tmp_path / "perf-a-rates.png").stat().st_size > 0
