@@ -509,12 +509,27 @@ def _write(out: Path, r: dict[str, Any]) -> None:
 
 
 def _frame(tables: list[Any]) -> pd.DataFrame:
+    """One-row tables (cells' files, or rows) as one DataFrame in grid order (stable:
+    a cell's seeds keep their order). Joined as Arrow tables and converted once: a
+    pandas frame per row costs more than most short runs."""
     import pandas as pd
+    import pyarrow as pa
 
-    frames = sorted((t.to_pandas() for t in tables), key=lambda f: int(f["cell"].iloc[0]))
-    if not frames:
+    if not tables:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    tables = sorted(tables, key=lambda t: t.column("cell")[0].as_py())
+    # Cells of other CPU counts have other cpu_time.N columns: new ones come after the
+    # columns of the cells before them, and a cell without one has NaN there, as
+    # pandas.concat would give (Arrow's null is None in an object column).
+    df = pa.concat_tables(tables, promote_options="default").to_pandas()
+    columns = set(df.columns)
+    row = 0
+    for t in tables:
+        for name in columns.difference(t.column_names):
+            if df[name].dtype == object:
+                df.iloc[row:row + t.num_rows, df.columns.get_loc(name)] = float("nan")
+        row += t.num_rows
+    return df
 
 
 def load_sweep(out: str | Path, fingerprints: Sequence[str] | None = None) -> pd.DataFrame:
