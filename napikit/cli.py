@@ -411,6 +411,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             options = policy_options(policy, args.option)
         config = _configure(base, args).evolve(policy=policy, policy_options=options)
         trace = None
+        if args.trace is None and (args.trace_window != (0, None)
+                                   or args.trace_limit != TRACE_MAX_EVENTS):
+            raise NapikitError("--trace-window and --trace-limit need --trace FILE.pftrace")
         if args.trace is not None:
             require_perfetto()  # before the run, not after it
             start, end = args.trace_window

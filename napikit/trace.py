@@ -122,7 +122,8 @@ class Slice(NamedTuple):
 @frozen
 class Timeline:
     """A recorded run: its records, the tasks' names, the window, and whether the
-    buffer filled (``truncated``: the records end before the window does)."""
+    buffer filled (``truncated``: then ``end_ns`` is when the last record was made,
+    before the window's end)."""
 
     ncpus: int
     tasks: tuple[str, ...]
@@ -226,6 +227,9 @@ def timeline(sim: Any, ncpus: int, run_end_ns: int, options: TraceOptions) -> Ti
     ``run_end_ns``."""
     data, truncated = sim.trace_records()
     end = run_end_ns if options.end_ns is None else min(run_end_ns, options.end_ns)
+    if truncated and data:
+        # the records stop at the last one made: the timeline ends there
+        end = min(end, _RECORD.unpack_from(data, len(data) - _RECORD.size)[3])
     return Timeline(ncpus=ncpus, tasks=tuple(sim.task_names()),
                     start_ns=options.start_ns, end_ns=max(end, options.start_ns),
                     truncated=truncated, data=data)

@@ -358,3 +358,17 @@ def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     exec(compile(code, "research-workflow.md", "exec"), scope)
     assert (tmp_path / "perf-a.pftrace").stat().st_size > 0
     assert scope["timeline"].start_ns == 1_000_000 and scope["slices"]
+
+
+def test_run_window_without_trace_is_an_error(capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--trace-window", "1ms:2ms"]) == 2
+    assert capsys.readouterr().err == ("napikit: error: --trace-window and --trace-limit "
+                                       "need --trace FILE.pftrace\n")
+
+
+def test_a_truncated_timeline_ends_at_its_last_record(policy: dict) -> None:
+    sim = _traced(_config("perf-a", policy, packets=50_000), max_events=2_000)
+    tl = sim.timeline
+    assert tl is not None and tl.truncated
+    last = max(r.at for r in tl.records())
+    assert tl.end_ns == last < sim.run().sim_time_ns
