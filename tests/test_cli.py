@@ -473,7 +473,7 @@ def test_scenarios_dump_prints_the_scenario_as_a_file(capsys, name):
     assert napikit.loads_scenario(out) == napikit.scenarios.get(name).config
 
 
-@pytest.mark.parametrize("name", ["seed-lo", "seed-rps", "seed-rt", "perf-a"])
+@pytest.mark.parametrize("name", napikit.scenarios.names())
 @pytest.mark.parametrize("flags", [
     [],
     ["--policy", "backlog-threads", "--option", "fast_path=false"],
