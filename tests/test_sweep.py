@@ -480,22 +480,3 @@ def test_a_killed_sweep_rerun_gives_the_uninterrupted_dataset(tmp_path: Path, ch
         assert (killed / name).read_bytes() == (whole / name).read_bytes()
     pd.testing.assert_frame_equal(load_sweep(killed), load_sweep(whole))
 
-
-def test_the_docs_worked_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/research-workflow.md's worked example, as written: its sweep file through
-    ``napikit sweep``, then its Python to the plot."""
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
-    section = doc.split("### A worked example: from a sweep file to a plot", 1)[1]
-    section = section.split("\n## ", 1)[0]
-    toml = section.split("```toml\n", 1)[1].split("```", 1)[0]
-    command = section.split("```sh\n", 1)[1].split("```", 1)[0].split()
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "perf-a-rates.toml").write_text(toml)
-    assert command[:2] == ["napikit", "sweep"]
-    assert main([*command[1:], "--quiet"]) == 0
-    scope: dict[str, object] = {}
-    exec(compile(code, "research-workflow.md", "exec"), scope)
-    assert len(scope["df"]) == 36  # type: ignore[arg-type]
-    assert set(scope["p99"]["n"]) == {3}  # type: ignore[index]
-    assert (tmp_path / "perf-a-rates.png").stat().st_size > 0

@@ -349,17 +349,6 @@ def test_run_without_perfetto_fails_before_running(monkeypatch: pytest.MonkeyPat
     assert "napikit[trace]" in err.err and err.err.count("\n") == 1 and not err.out
 
 
-def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/research-workflow.md's timeline snippet, as written."""
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "research-workflow.md").read_text()
-    code = doc.split("## Timelines", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(tmp_path)
-    scope: dict[str, Any] = {}
-    exec(compile(code, "research-workflow.md", "exec"), scope)
-    assert (tmp_path / "perf-a.pftrace").stat().st_size > 0
-    assert scope["timeline"].start_ns == 1_000_000 and scope["slices"]
-
-
 def test_run_window_without_trace_is_an_error(capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--trace-window", "1ms:2ms"]) == 2
     assert capsys.readouterr().err == ("napikit: error: --trace-window and --trace-limit "
