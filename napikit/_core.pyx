@@ -127,6 +127,7 @@ cdef class Sim:
     cdef int fair_class            # FAIR_EEVDF / FAIR_CFS (KernelParams.scheduler)
     cdef i64 base_slice            # sysctl_sched_base_slice
     cdef bint place_lag, run_to_parity
+    cdef bint delay_dequeue        # KernelParams.sched_delay_dequeue, under EEVDF only
     # the switch log (record_switches): what __schedule switched to, for checking a
     # scheduler class against hand-computed schedules
     cdef i64* swlog
@@ -290,6 +291,7 @@ cdef class Sim:
         self.fair_class = FAIR_EEVDF if k.scheduler == "eevdf" else FAIR_CFS
         self.place_lag = k.sched_place_lag
         self.run_to_parity = k.sched_run_to_parity
+        self.delay_dequeue = k.sched_delay_dequeue and self.fair_class == FAIR_EEVDF
         self.preempt_rt = k.preempt_rt
         self.preempt_model = {"none": PREEMPT_NONE, "voluntary": PREEMPT_VOLUNTARY,
                               "full": PREEMPT_FULL}[k.preempt]

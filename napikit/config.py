@@ -196,6 +196,13 @@ class KernelParams:
     #: longer eligible or has used its slice (``pick_eevdf``); a woken task with an
     #: earlier deadline does not preempt it before.
     sched_run_to_parity: bool = field(default=True, validator=_is_bool)
+    #: EEVDF's ``DELAY_DEQUEUE`` feature (Linux 6.12+, with ``DELAY_ZERO``;
+    #: kernel-model.md B.10.7): a task that goes to sleep while not eligible stays
+    #: queued, counted in V and the load, until it is picked (then it leaves the queue,
+    #: a positive lag dropped) or woken (then it is requeued where it is, no placement,
+    #: no IPI). Off by default: napikit's kernel is 6.10's EEVDF, which has none
+    #: (``napikit validate`` turns it on for a 6.12+ host). No effect under ``"cfs"``.
+    sched_delay_dequeue: bool = field(default=False, validator=_is_bool)
     #: CFS tunables (``kernel/sched/fair.c``, pre-EEVDF), used with ``scheduler =
     #: "cfs"``; ``None`` is the kernel default, scaled with the CPU count (see
     #: :meth:`sched_tunables`).

@@ -189,6 +189,8 @@ cdef struct Task:
     i64 picked_deadline  # deadline when it was last picked (RUN_TO_PARITY; the
                          # kernel stashes it in vlag while the task runs)
     int forked        # its next enqueue is its first (wake_up_new_task, ENQUEUE_INITIAL)
+    int delayed       # asleep but still on its CPU's fair queue (se->sched_delayed,
+                      # DELAY_DEQUEUE): counted there and in nr_running, never run
     i64 exec_start
     i64 slice_start
     i64 remaining     # rest of a step interrupted by preemption, or -1

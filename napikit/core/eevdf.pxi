@@ -6,10 +6,13 @@
 # at or behind V (lag = V - vruntime >= 0) is eligible, and the eligible task with the
 # earliest deadline runs. KernelParams.scheduler = "eevdf"; kernel-model.md B.10.7.
 #
-# Not modelled: DELAY_DEQUEUE (6.12+: a sleeper that is not eligible stays queued
-# until its lag is spent), per-task slices (sched_attr.sched_runtime, 6.12+), HRTICK
-# (slices end at the tick, its default) and the rbtree's order among equal deadlines
-# (here: the task listed first).
+# DELAY_DEQUEUE with DELAY_ZERO (6.12+; KernelParams.sched_delay_dequeue, off by
+# default as in 6.10): a sleeper that is not eligible stays queued (Task.delayed) until
+# it is picked (dequeue_delayed) or woken (requeue_delayed_entity).
+#
+# Not modelled: per-task slices (sched_attr.sched_runtime, 6.12+), HRTICK (slices end
+# at the tick, its default) and the rbtree's order among equal deadlines (here: the
+# task listed first).
 
 
 cdef int fair_sums(Sim s, int cpu, int skip, i64* avg, i64* load, bint advance) noexcept:
@@ -147,6 +150,35 @@ cdef void place_entity(Sim s, int cpu, int ti) noexcept:
     t.deadline = t.vruntime + vslice
 
 
+cdef void dequeue_delayed(Sim s, int cpu, int ti) noexcept:
+    """``dequeue_entities(DEQUEUE_SLEEP | DEQUEUE_DELAYED)``: a delayed task leaves the
+    queue for real (picked, or its CPU going down): ``dequeue_entity`` takes its lag
+    while it still counts (``update_entity_lag``), ``finish_delayed_dequeue_entity``
+    drops a positive one (``DELAY_ZERO``: it was to leave at the 0-lag point), and
+    ``__block_task`` takes it off nr_running."""
+    cdef Task* t = &s.tasks[ti]
+    update_curr(s, cpu)
+    update_entity_lag(s, cpu, ti)
+    if t.vlag > 0:
+        t.vlag = 0
+    t.delayed = 0
+    s.cpus[cpu].nr_running -= 1
+
+
+cdef void requeue_delayed_entity(Sim s, int cpu, int ti) noexcept:
+    """``requeue_delayed_entity`` (``enqueue_task(ENQUEUE_DELAYED)`` from
+    ``ttwu_runnable``): a delayed task woken is still queued, so it keeps its vruntime
+    and deadline (no placement); with ``DELAY_ZERO`` a positive lag it has come to
+    while it waited is dropped: it is placed again at V with no lag. As in the kernel
+    no ``update_curr`` comes first (the wake-up preemption check does it)."""
+    cdef Task* t = &s.tasks[ti]
+    update_entity_lag(s, cpu, ti)
+    if t.vlag > 0:
+        t.vlag = 0
+        place_entity(s, cpu, ti)
+    t.delayed = 0
+
+
 cdef int pick_eevdf(Sim s, int cpu) noexcept:
     """``pick_eevdf``: the eligible queued task with the earliest deadline (the
     running one included); with ``RUN_TO_PARITY`` the running task while it is
@@ -160,8 +192,9 @@ cdef int pick_eevdf(Sim s, int cpu) noexcept:
     n = fair_sums(s, cpu, -1, &avg, &load, True)
     if n == 0:
         return -1
+    # curr->on_rq: running, or delayed as it went to sleep (in __schedule's pick)
     if curr >= 0 and not (s.tasks[curr].policy == SCHED_NORMAL and
-                          s.tasks[curr].state == TS_RUNNING):
+                          (s.tasks[curr].state == TS_RUNNING or s.tasks[curr].delayed)):
         curr = -1
     if n == 1 and curr >= 0:
         return curr

@@ -4,8 +4,9 @@
 # 6.6 and later) or CFS (core/cfs.pxi, before). kernel-model.md B.10.7.
 #
 # A CPU's fair run queue is its tasks (cpu_tasks) that are SCHED_NORMAL, on it
-# (``cpu``: a task being migrated away is not) and running or runnable; the running
-# one is ``cfs_rq->curr``. Few tasks share a CPU, so the queue is scanned, not a tree.
+# (``cpu``: a task being migrated away is not) and running or runnable, or asleep and
+# kept queued by DELAY_DEQUEUE (``delayed``); the running one is ``cfs_rq->curr``. Few
+# tasks share a CPU, so the queue is scanned, not a tree.
 
 cdef enum:
     FAIR_EEVDF = 0
@@ -14,10 +15,10 @@ cdef enum:
 
 
 cdef inline bint fair_queued(Sim s, int cpu, int ti) noexcept:
-    """``se->on_rq`` for a fair task on ``cpu``."""
+    """``se->on_rq`` for a fair task on ``cpu`` (a delayed sleeper is on it)."""
     cdef Task* t = &s.tasks[ti]
     return t.policy == SCHED_NORMAL and t.cpu == cpu and (
-        t.state == TS_RUNNING or t.state == TS_RUNNABLE)
+        t.state == TS_RUNNING or t.state == TS_RUNNABLE or t.delayed)
 
 
 cdef inline i64 calc_delta_fair(i64 delta, Task* t) noexcept:
@@ -78,12 +79,24 @@ cdef void fair_enqueue(Sim s, int cpu, int ti) noexcept:
         cfs_place_entity(s, cpu, ti)
 
 
-cdef void fair_dequeue(Sim s, int cpu, int ti) noexcept:
+cdef bint fair_dequeue(Sim s, int cpu, int ti, bint sleep) noexcept:
     """``dequeue_entity``, called while ``ti`` is still queued: under EEVDF its lag is
-    kept for its next enqueue (``update_entity_lag``)."""
-    if s.fair_class == FAIR_EEVDF and s.tasks[ti].policy == SCHED_NORMAL:
-        update_curr(s, cpu)
-        update_entity_lag(s, cpu, ti)
+    kept for its next enqueue (``update_entity_lag``). With DELAY_DEQUEUE a task going
+    to sleep (``DEQUEUE_SLEEP``; parking and exit are special states, never delayed)
+    that is not eligible stays queued instead (``set_delayed``) and True is returned:
+    it still counts in nr_running, until it is picked (:func:`fair_pick`) or woken
+    (:func:`requeue_delayed_entity`)."""
+    cdef i64 avg, load
+    if s.fair_class != FAIR_EEVDF or s.tasks[ti].policy != SCHED_NORMAL:
+        return False
+    update_curr(s, cpu)
+    if sleep and s.delay_dequeue:
+        fair_sums(s, cpu, -1, &avg, &load, True)
+        if not vruntime_eligible(s, cpu, s.tasks[ti].vruntime, avg, load):
+            s.tasks[ti].delayed = 1
+            return True
+    update_entity_lag(s, cpu, ti)
+    return False
 
 
 cdef void fair_migrate(Sim s, int ti, int from_cpu, int dest) noexcept:
@@ -116,10 +129,18 @@ cdef bint fair_wakeup_preempt(Sim s, int cpu, int ti) noexcept:
 
 
 cdef int fair_pick(Sim s, int cpu) noexcept:
-    """``pick_next_entity``: the fair task to run next on ``cpu``, or -1."""
-    if s.fair_class == FAIR_EEVDF:
-        return pick_eevdf(s, cpu)
-    return cfs_pick(s, cpu)
+    """``pick_task_fair`` -> ``pick_next_entity``: the fair task to run next on ``cpu``,
+    or -1. A delayed task picked leaves the queue for real (:func:`dequeue_delayed`)
+    and the pick starts again (``goto again``): a queue of delayed tasks only ends
+    empty, and the CPU idles."""
+    cdef int ti
+    if s.fair_class == FAIR_CFS:
+        return cfs_pick(s, cpu)
+    while True:
+        ti = pick_eevdf(s, cpu)
+        if ti < 0 or not s.tasks[ti].delayed:
+            return ti
+        dequeue_delayed(s, cpu, ti)
 
 
 cdef void fair_set_next(Sim s, int ti) noexcept:

@@ -51,19 +51,23 @@ cdef void cpu_down_start(Sim s, int cpu) noexcept:
     """``cpu_down`` as far as ``CPUHP_AP_SMPBOOT_THREADS``: ``smpboot_park_threads``
     asks each per-CPU thread to park; a sleeping one parks at once, a busy one at the
     top of its ``smpboot_thread_fn`` loop (a backlog thread first drains its backlog).
-    When all are parked the stopper is woken (``stop_machine``)."""
+    When all are parked the stopper is woken (``stop_machine``). A sleeper DELAY_DEQUEUE
+    kept queued leaves the queue first (simplified: the kernel wakes it, and it dequeues
+    as it parks)."""
     cdef int i, ti
     s.cpus[cpu].going_down = 1
     for i in range(2):
         ti = smpboot_thread(s, cpu, i)
         if ti >= 0 and s.tasks[ti].state == TS_SLEEPING:
+            if s.tasks[ti].delayed:
+                dequeue_delayed(s, cpu, ti)
             task_set_state(s, ti, TS_PARKED)
     stop_machine_if_parked(s, cpu)
 
 
 cdef void kthread_parkme(Sim s, int cpu, int ti) noexcept:
     """``kthread_parkme``: a running per-CPU thread saw ``kthread_should_park``."""
-    fair_dequeue(s, cpu, ti)
+    fair_dequeue(s, cpu, ti, False)   # TASK_PARKED: DEQUEUE_SPECIAL, never delayed
     task_set_state(s, ti, TS_PARKED)
     s.tasks[ti].pc = 0
     s.cpus[cpu].nr_running -= 1
@@ -140,11 +144,15 @@ cdef void take_cpu_down(Sim s, int cpu) noexcept:
 
 cdef void migrate_task(Sim s, int ti, int from_cpu, int dest) noexcept:
     """Move a task to ``dest``; a runnable one is enqueued there with its lag kept
-    (:func:`fair_migrate`) and may preempt what runs there."""
+    (:func:`fair_migrate`) and may preempt what runs there. A sleeper DELAY_DEQUEUE
+    kept queued leaves the dying CPU's queue first, as its pick there would, and moves
+    asleep."""
     cdef Task* t = &s.tasks[ti]
     cdef Cpu* d = &s.cpus[dest]
     s.cpu_tasks[dest * s.max_tasks_per_cpu + s.cpu_ntasks[dest]] = ti
     s.cpu_ntasks[dest] += 1
+    if t.delayed:
+        dequeue_delayed(s, from_cpu, ti)
     if t.state != TS_RUNNABLE:
         t.cpu = dest
         return

@@ -243,7 +243,11 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
     hard IRQ there (``ipi_handler_ns``). A target running something is woken by the
     waker itself (``ttwu_do_activate`` on its run queue), runnable ``wakeup_latency_ns``
     later. Simplification: the reschedule IPI that wake-up may need (RES) is not
-    modelled apart from that latency."""
+    modelled apart from that latency.
+
+    A task that DELAY_DEQUEUE kept queued is still on its run queue (``p->on_rq``):
+    ``ttwu_runnable`` requeues it at once, from whichever CPU wakes it, under that
+    queue's lock: no wakelist, no IPI, no placement (:func:`activate`)."""
     cdef Task* t = &s.tasks[ti]
     cdef Cpu* c
     cdef int state
@@ -258,7 +262,7 @@ cdef void wake_up(Sim s, int waker_cpu, int ti, int bucket) noexcept:
         s.backlog_thread_wakeups += 1
     if waker_cpu >= 0:
         cpu_charge(s, waker_cpu, cost_of(s, K_WAKEUP, s.c_wakeup), bucket, TW_WAKEUP)
-    if waker_cpu < 0 or waker_cpu == t.cpu:
+    if t.delayed or waker_cpu < 0 or waker_cpu == t.cpu:
         activate(s, ti)
         return
     c = &s.cpus[t.cpu]
@@ -303,15 +307,20 @@ cdef void wakelist_ipi_arrives(Sim s, int ti, int cpu) noexcept:
 cdef void activate(Sim s, int ti) noexcept:
     """``ttwu_do_activate`` + ``wakeup_preempt``: enqueue (the fair class places the
     task: :func:`fair_enqueue`) and preempt the current task if the woken one should
-    run first."""
+    run first. A delayed task is still queued and counted: ``ttwu_runnable`` requeues
+    it (:func:`requeue_delayed_entity`), then the same preemption check."""
     cdef Task* t = &s.tasks[ti]
     cdef int cpu = t.cpu
     cdef Cpu* c = &s.cpus[cpu]
-    fair_enqueue(s, cpu, ti)   # before it counts: update_curr sees the queue without it
-    task_set_state(s, ti, TS_RUNNABLE)
-    c.nr_running += 1
-    if c.nr_running >= 2:
-        tick_start(s, cpu)
+    if t.delayed:
+        requeue_delayed_entity(s, cpu, ti)
+        task_set_state(s, ti, TS_RUNNABLE)
+    else:
+        fair_enqueue(s, cpu, ti)   # before it counts: update_curr sees the queue without it
+        task_set_state(s, ti, TS_RUNNABLE)
+        c.nr_running += 1
+        if c.nr_running >= 2:
+            tick_start(s, cpu)
     if c.curr < 0 or should_preempt(s, cpu, ti):
         c.need_resched = 1
         resched_curr(s, cpu)
@@ -391,8 +400,9 @@ cdef void scheduler_tick(Sim s, int cpu) noexcept:
 
 cdef void schedule(Sim s, int cpu) noexcept:
     """``__schedule``: pick the highest SCHED_FIFO task (ties: the one listed first),
-    else what the fair class picks (:func:`fair_pick`); switching to a task costs
-    ``context_switch_ns``, switching to idle nothing."""
+    else what the fair class picks (:func:`fair_pick`, which dequeues the delayed tasks
+    it picks); switching to a task costs ``context_switch_ns``, switching to idle
+    nothing."""
     cdef Cpu* c = &s.cpus[cpu]
     cdef int prev = c.curr
     cdef int best = -1
@@ -402,7 +412,7 @@ cdef void schedule(Sim s, int cpu) noexcept:
     for i in range(s.cpu_ntasks[cpu]):
         ti = s.cpu_tasks[cpu * s.max_tasks_per_cpu + i]
         t = &s.tasks[ti]
-        if t.state != TS_RUNNING and t.state != TS_RUNNABLE:
+        if t.state != TS_RUNNING and t.state != TS_RUNNABLE and not t.delayed:
             continue
         if t.policy == SCHED_FIFO:
             if best < 0 or t.prio > s.tasks[best].prio:
@@ -411,8 +421,8 @@ cdef void schedule(Sim s, int cpu) noexcept:
             nfair += 1
             onefair = ti
     if best < 0 and nfair:
-        # a lone fair task is what either class picks
-        best = onefair if nfair == 1 else fair_pick(s, cpu)
+        # a lone fair task is what either class picks (a delayed one is dequeued there)
+        best = onefair if nfair == 1 and not s.tasks[onefair].delayed else fair_pick(s, cpu)
     c.need_resched = 0
     if best == prev:
         if prev >= 0:
@@ -528,15 +538,15 @@ cdef void bh_leave(Sim s, int cpu, int ti) noexcept:
 
 cdef void task_sleep(Sim s, int cpu, int ti) noexcept:
     """``set_current_state(TASK_INTERRUPTIBLE); schedule()`` (``__schedule`` ->
-    ``deactivate_task``)."""
-    fair_dequeue(s, cpu, ti)
+    ``block_task``); a task DELAY_DEQUEUE keeps queued stays counted in nr_running."""
+    if not fair_dequeue(s, cpu, ti, True):
+        s.cpus[cpu].nr_running -= 1
     task_set_state(s, ti, TS_SLEEPING)
-    s.cpus[cpu].nr_running -= 1
     schedule(s, cpu)
 
 
 cdef void task_exit(Sim s, int cpu, int ti) noexcept:
-    fair_dequeue(s, cpu, ti)
+    fair_dequeue(s, cpu, ti, False)   # TASK_DEAD: DEQUEUE_SPECIAL, never delayed
     task_set_state(s, ti, TS_DEAD)
     s.cpus[cpu].nr_running -= 1
     schedule(s, cpu)

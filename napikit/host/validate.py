@@ -106,17 +106,18 @@ def sched_params(host: dict[str, Any]) -> dict[str, Any]:
     """The fair class of the host's kernel release (``kernel_release``, ``uname -r``):
     CFS before 6.6, EEVDF since, with the base slice of its release: 0.75 ms up to
     6.14, 0.70 ms from 6.15 ("sched/fair: Reduce the default slice"), both scaled by
-    ``1 + ilog2(min(ncpus, 8))``. Where debugfs was readable, the slice in force
-    (``sched_base_slice_ns``) and the PLACE_LAG and RUN_TO_PARITY features
-    (``sched_features``) are taken as recorded. An unreadable release: the defaults
-    (EEVDF, 0.75 ms)."""
+    ``1 + ilog2(min(ncpus, 8))``; DELAY_DEQUEUE from 6.12 ("sched/fair: Implement
+    delayed dequeue", on by default). Where debugfs was readable, the slice in force
+    (``sched_base_slice_ns``) and the PLACE_LAG, RUN_TO_PARITY and DELAY_DEQUEUE
+    features (``sched_features``) are taken as recorded. An unreadable release: the
+    defaults (EEVDF, 0.75 ms, no DELAY_DEQUEUE)."""
     m = re.match(r"(\d+)\.(\d+)", str(host.get("kernel_release", "")))
     if not m:
         return {}
     version = (int(m.group(1)), int(m.group(2)))
     if version < (6, 6):
         return {"scheduler": "cfs"}
-    out: dict[str, Any] = {"scheduler": "eevdf"}
+    out: dict[str, Any] = {"scheduler": "eevdf", "sched_delay_dequeue": version >= (6, 12)}
     recorded = host.get("sched_base_slice_ns")
     if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0:
         out["sched_base_slice_ns"] = recorded
@@ -127,7 +128,8 @@ def sched_params(host: dict[str, Any]) -> dict[str, Any]:
     features = host.get("sched_features")
     if isinstance(features, dict):
         for name, field_name in (("PLACE_LAG", "sched_place_lag"),
-                                 ("RUN_TO_PARITY", "sched_run_to_parity")):
+                                 ("RUN_TO_PARITY", "sched_run_to_parity"),
+                                 ("DELAY_DEQUEUE", "sched_delay_dequeue")):
             if isinstance(features.get(name), bool):
                 out[field_name] = features[name]
     return out
@@ -402,8 +404,11 @@ def report(cmp: dict[str, Any], costs_path: str, real_path: str) -> str:
         "idle_exit_latency_ns={k.idle_exit_latency_ns}".format(k=cmp["kernel"])
         + (f", haltpoll_ns={cmp['kernel'].haltpoll_ns}" if cmp["kernel"].cpuidle == "haltpoll"
            else "")
-        + ", scheduler={k.scheduler} (base slice {s} ns)".format(
-            k=cmp["kernel"], s=cmp["kernel"].sched_tunables(cmp["ncpus"])[3]),
+        + ", scheduler={k.scheduler} (base slice {s} ns{d})".format(
+            k=cmp["kernel"], s=cmp["kernel"].sched_tunables(cmp["ncpus"])[3],
+            d="" if cmp["kernel"].scheduler != "eevdf"
+            else ", DELAY_DEQUEUE" if cmp["kernel"].sched_delay_dequeue
+            else ", NO_DELAY_DEQUEUE"),
         "costs left at napikit's default (not in the file): "
         + (", ".join(cmp["defaults"]) or "none"),
         "costs the file sets to a default: " + (", ".join(

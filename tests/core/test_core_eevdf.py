@@ -1,7 +1,8 @@
 """EEVDF, the fair class since Linux 6.6 (kernel-model.md B.10.7; ``kernel/sched/fair.c``
 of 6.10): eligibility (``vruntime_eligible``), virtual deadlines (``update_deadline``),
 ``pick_eevdf`` with ``RUN_TO_PARITY``, ``place_entity`` with ``PLACE_LAG``, the lag
-kept by a sleeper (``update_entity_lag``) and nice weights; CFS stays selectable.
+kept by a sleeper (``update_entity_lag``) and nice weights; 6.12's ``DELAY_DEQUEUE``
+(``sched_delay_dequeue``); CFS stays selectable.
 
 The schedules are read from the core's switch log (``Sim.record_switches``)."""
 
@@ -11,9 +12,11 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import napikit
-from napikit import Config, CostModel, KernelParams, LoopbackUdp
+from napikit import Config, CostModel, CpuHotplug, KernelParams, LoopbackUdp
 from napikit._core import Sim
 
 MS = 1_000_000
@@ -264,3 +267,155 @@ def test_eevdf_is_the_default():
     """Kernels since 6.6 schedule with EEVDF, so napikit does unless told otherwise."""
     assert KernelParams().scheduler == "eevdf"
     assert KernelParams().sched_tunables(2)[3] == 1_500_000
+
+
+# ----------------------------------------------------------------- DELAY_DEQUEUE
+
+
+def _delayed_sleeps(log: list[dict[str, int]], sleeper: int, other: int,
+                    cpu: int) -> list[int]:
+    """Indices of the switches on ``cpu`` from ``sleeper`` going to sleep to ``other``
+    while ``sleeper`` is ahead of it: with the two of them queued (equal weights) V
+    lies between them, so ``sleeper`` is not eligible as it sleeps."""
+    return [i for i, r in enumerate(log)
+            if r["cpu"] == cpu and r["prev"] == sleeper and r["prev_state"] == 2
+            and r["next"] == other and r["prev_vruntime"] > r["vruntime"]]
+
+
+def test_delay_dequeue_keeps_an_ineligible_sleeper_queued_and_counted_in_v():
+    """A paced sender (300 us a datagram, one every 1.3 ms) shares CPU 0 with a hog.
+    When it goes to sleep ahead of the hog (negative lag), DELAY_DEQUEUE leaves it on
+    the queue: V after the switch to the hog is still the mean of the two,
+    ``v_hog + (v_sleeper - v_hog) // 2`` (the keys count from min_vruntime, the hog's,
+    and are rounded down); without it the hog is alone and V is its vruntime."""
+    def run(delay: bool) -> tuple[list[dict[str, int]], list[int]]:
+        config = Config(
+            ncpus=3, duration_ns=100 * MS, packets=None,
+            costs=attrs.evolve(CostModel(), context_switch_ns=0, udp_sendmsg_ns=300_000),
+            kernel=KernelParams(hz=1000, sched_delay_dequeue=delay),
+            workloads=[LoopbackUdp(senders=[0], receivers=[1], rate_pps=1e9 / 1_300_000),
+                       LoopbackUdp(senders=[0], receivers=[2])])
+        log, raw = _run(config)
+        return log, _delayed_sleeps(log, _task(raw, "udp-send/0"), _task(raw, "udp-send/1"), 0)
+    log, sleeps = run(True)
+    assert len(sleeps) >= 10
+    assert all(log[i]["avg_vruntime"] == log[i]["vruntime"] +
+               (log[i]["prev_vruntime"] - log[i]["vruntime"]) // 2 for i in sleeps)
+    log, sleeps = run(False)
+    assert len(sleeps) >= 5
+    assert all(log[i]["avg_vruntime"] == log[i]["vruntime"] for i in sleeps)
+
+
+def test_a_queue_of_delayed_tasks_is_dequeued_at_the_pick_and_the_cpu_idles():
+    """CPU 1 runs a receiver R (its sender on CPU 0 paced at 100 kpps) and a sender P
+    paced at 250 kpps. R goes to sleep ahead of P: delayed, still queued. P goes to
+    sleep next, ahead of V = the mean of the two: delayed too. The pick then finds R
+    (eligible) and dequeues it, then P, alone, and dequeues it: the CPU idles, and R,
+    really dequeued, is placed afresh at its next wake-up (its vruntime moves), not
+    requeued where it slept."""
+    config = Config(
+        ncpus=3, duration_ns=2 * MS, packets=None,
+        costs=attrs.evolve(CostModel(), context_switch_ns=0),
+        kernel=KernelParams(hz=1000, sched_delay_dequeue=True),
+        workloads=[LoopbackUdp(senders=[0], receivers=[1], rate_pps=100_000),
+                   LoopbackUdp(senders=[1], receivers=[2], rate_pps=250_000)])
+    log, raw = _run(config)
+    r, p = _task(raw, "udp-recv/0"), _task(raw, "udp-send/1")
+    cpu1 = [x for x in log if x["cpu"] == 1]
+    seen = 0
+    for i in _delayed_sleeps(cpu1, r, p, 1):
+        v_r, v_p = cpu1[i]["prev_vruntime"], cpu1[i]["vruntime"]
+        assert cpu1[i]["avg_vruntime"] == v_p + (v_r - v_p) // 2   # R still counts
+        after = cpu1[i + 1]
+        # P's sleep: both were queued (V their mean), P ahead of it
+        if after["prev"] != p or after["prev_state"] != 2:
+            continue
+        assert after["prev_vruntime"] > v_r + (after["prev_vruntime"] - v_r) // 2
+        assert after["next"] == -1
+        back = next(x for x in cpu1[i + 2:] if x["next"] == r)
+        assert back["vruntime"] != v_r
+        seen += 1
+    assert seen >= 10
+
+
+def test_a_delayed_task_woken_from_another_cpu_is_requeued_at_once_with_its_vruntime():
+    """A receiver on CPU 1, fed by a closed-loop sender on CPU 0, shares CPU 1 with a
+    sender paced at 200 kpps. A wake-up from CPU 0 that finds it delayed (still
+    queued) requeues it at that instant (``ttwu_runnable``: runnable with no waking
+    state in between, no wake-up IPI) and it keeps its vruntime (no placement);
+    without DELAY_DEQUEUE every such wake-up goes through the waking state and the
+    task is placed again."""
+    def run(delay: bool) -> tuple[int, int]:
+        config = Config(
+            ncpus=3, duration_ns=20 * MS, packets=None,
+            costs=attrs.evolve(CostModel(), context_switch_ns=0),
+            kernel=KernelParams(hz=1000, sched_delay_dequeue=delay),
+            workloads=[LoopbackUdp(senders=[0], receivers=[1]),
+                       LoopbackUdp(senders=[1], receivers=[2], rate_pps=200_000)])
+        sim = napikit.Simulation(config, trace=napikit.TraceOptions())
+        sim.run()
+        assert sim.timeline is not None
+        tl = sim.timeline
+        recv = tl.tasks.index("udp-recv/0")
+        recs = list(tl.records())
+        ipis = {x.ts for x in recs if x.kind == "ipi" and x.a == 1}
+        direct = 0
+        for i, x in enumerate(recs):
+            if x.kind == "wake" and x.a == recv and x.cpu == 0:
+                st = next(y for y in recs[i + 1:] if y.kind == "state" and y.a == recv)
+                if st.b == 1:   # runnable at once
+                    assert st.ts == x.ts and x.ts not in ipis
+                    direct += 1
+        log, raw = _run(config)
+        sleeps = _delayed_sleeps(log, recv, _task(raw, "udp-send/1"), 1)
+        kept = sum(1 for i in sleeps if next(
+            y for y in log[i + 1:] if y["next"] == recv)["vruntime"] == log[i]["prev_vruntime"])
+        return direct, kept
+    direct, kept = run(True)
+    assert direct >= 10 and kept >= 10
+    assert run(False) == (0, 0)
+
+
+def test_delay_dequeue_is_off_by_default_and_changes_nothing_under_cfs():
+    """napikit's kernel is 6.10's EEVDF, which has no DELAY_DEQUEUE; CFS never had it:
+    there the flag changes no figure."""
+    assert KernelParams().sched_delay_dequeue is False
+    config = Config(ncpus=1, packets=5_000, kernel=KernelParams(scheduler="cfs"),
+                    workloads=[LoopbackUdp(senders=[0], receivers=[0])])
+    on = config.evolve(kernel=attrs.evolve(config.kernel, sched_delay_dequeue=True))
+    strip = ("config", "fingerprint")
+    assert {k: v for k, v in napikit.simulate(on).to_dict().items() if k not in strip} == \
+        {k: v for k, v in napikit.simulate(config).to_dict().items() if k not in strip}
+
+
+def _delay_on(config: Config) -> Config:
+    return config.evolve(kernel=attrs.evolve(config.kernel, sched_delay_dequeue=True))
+
+
+@given(data=st.data())
+def test_delay_dequeue_loses_no_packet_and_drains(configs, policy, run, data):
+    """With DELAY_DEQUEUE on, any run (hotplug included: a delayed task on a CPU going
+    down leaves its queue before it moves) conserves its packets and drains."""
+    result = run(_delay_on(data.draw(configs(policy, hotplug=True, max_packets=8_000))))
+    assert result.conserved and result.quiescent
+
+
+def test_a_delayed_task_on_a_cpu_going_down_moves_and_runs_on(policy, run):
+    """The paced sender of the first DELAY_DEQUEUE test and its hog share CPU 1, which
+    goes down at 5 ms (the sender is delayed then, under three of the four policies)
+    and comes back at 8 ms: every packet is accounted for, the run drains, and on CPU
+    0, where both moved, they keep sharing the CPU (over 20 of the 30 ms between them)."""
+    config = _delay_on(Config(
+        ncpus=3, duration_ns=30 * MS, packets=None, **policy,
+        costs=attrs.evolve(CostModel(), udp_sendmsg_ns=300_000),
+        workloads=[LoopbackUdp(senders=[1], receivers=[0], rate_pps=1e9 / 1_300_000),
+                   LoopbackUdp(senders=[1], receivers=[2])],
+        hotplug=(CpuHotplug(time_ns=5 * MS, cpu=1, online=False),
+                 CpuHotplug(time_ns=8 * MS, cpu=1, online=True))))
+    result = run(config)
+    assert result.conserved and result.quiescent
+    assert all(h.done_ns is not None for h in result.hotplug)
+    senders = [t for t in result.tasks if t.name.startswith("udp-send/")]
+    assert [t.cpu for t in senders] == [0, 0]
+    assert all(t.runtime_ns > 0 for t in senders)
+    assert sum(t.runtime_ns + t.softirq_ns for t in senders) > 20 * MS

@@ -176,15 +176,20 @@ def test_the_recorded_preemption_model_sets_preempt(recorded, expected) -> None:
 @pytest.mark.parametrize(("release", "ncpus", "expected"), [
     ("5.15.0-91-generic", 2, {"scheduler": "cfs"}),
     ("6.5.13", 2, {"scheduler": "cfs"}),
-    ("6.6.1", 2, {"scheduler": "eevdf"}),
-    ("6.10.0-rt14", 16, {"scheduler": "eevdf"}),
-    ("6.18.44-fc-v1045", 2, {"scheduler": "eevdf", "sched_base_slice_ns": 1_400_000}),
-    ("6.15.2", 16, {"scheduler": "eevdf", "sched_base_slice_ns": 2_800_000}),
+    ("6.6.1", 2, {"scheduler": "eevdf", "sched_delay_dequeue": False}),
+    ("6.10.0-rt14", 16, {"scheduler": "eevdf", "sched_delay_dequeue": False}),
+    ("6.11.9", 2, {"scheduler": "eevdf", "sched_delay_dequeue": False}),
+    ("6.12.0", 2, {"scheduler": "eevdf", "sched_delay_dequeue": True}),
+    ("6.18.44-fc-v1045", 2, {"scheduler": "eevdf", "sched_delay_dequeue": True,
+                             "sched_base_slice_ns": 1_400_000}),
+    ("6.15.2", 16, {"scheduler": "eevdf", "sched_delay_dequeue": True,
+                    "sched_base_slice_ns": 2_800_000}),
     ("", 2, {}), ("weird", 2, {}),
 ])
 def test_the_kernel_release_sets_the_fair_class(release, ncpus, expected) -> None:
-    """CFS before 6.6, EEVDF since; from 6.15 the base slice is 0.70 ms times
-    1 + ilog2(min(ncpus, 8)); an unreadable release keeps the defaults."""
+    """CFS before 6.6, EEVDF since, with DELAY_DEQUEUE from 6.12; from 6.15 the base
+    slice is 0.70 ms times 1 + ilog2(min(ncpus, 8)); an unreadable release keeps the
+    defaults."""
     host = {"kernel_release": release, "ncpus": ncpus}
     assert validate.sched_params(host) == expected
     assert validate.kernel_params(host).scheduler == expected.get("scheduler", "eevdf")
@@ -192,12 +197,27 @@ def test_the_kernel_release_sets_the_fair_class(release, ncpus, expected) -> Non
 
 def test_recorded_slice_and_features_win_over_the_release() -> None:
     """Where calibrate could read debugfs, the slice in force and PLACE_LAG /
-    RUN_TO_PARITY are used as recorded."""
+    RUN_TO_PARITY / DELAY_DEQUEUE are used as recorded."""
     host = {"kernel_release": "6.18.44", "ncpus": 2, "sched_base_slice_ns": 3_000_000,
-            "sched_features": {"PLACE_LAG": True, "RUN_TO_PARITY": False}}
+            "sched_features": {"PLACE_LAG": True, "RUN_TO_PARITY": False,
+                               "DELAY_DEQUEUE": False}}
     kernel = validate.kernel_params(host)
     assert kernel.sched_base_slice_ns == 3_000_000
     assert kernel.sched_place_lag and not kernel.sched_run_to_parity
+    assert not kernel.sched_delay_dequeue
+
+
+def test_the_report_names_delay_dequeue(examples: Path) -> None:
+    """The example host runs 6.18: its report's kernel line says DELAY_DEQUEUE is
+    simulated; a pre-6.12 host's says it is not."""
+    real = validate.load_real(examples / "real.json")
+    costs = load(examples / "costs.toml")
+    cmp = validate.compare(real, costs, seconds=0.01)
+    assert cmp["kernel"].sched_delay_dequeue
+    assert "(base slice 1400000 ns, DELAY_DEQUEUE)" in validate.report(cmp, "c", "r")
+    real["host"] = {**real["host"], "kernel_release": "6.10.3"}
+    cmp = validate.compare(real, costs, seconds=0.01)
+    assert ", NO_DELAY_DEQUEUE)" in validate.report(cmp, "c", "r")
 
 
 def test_scheduler_option_overrides_the_hosts(examples: Path) -> None:
