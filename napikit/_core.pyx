@@ -1089,6 +1089,12 @@ cdef void policy_fault(Sim s, str hook, int cpu, object message) noexcept:
                "error": s.policy.error}
 
 
+def hist_bucket(values):
+    """The histogram bucket (:func:`hist_index`) of each i64 of ``values``. For tests
+    of the bucket edges; not used by runs."""
+    return [hist_index(v) for v in values]
+
+
 def histogram_summary(values):
     """The summary a run reports for a latency histogram holding ``values`` (ns, each
     from 0 to 2**62): count, mean and percentiles as :func:`hist_summary` makes them.
