@@ -11,7 +11,11 @@
 # one of the first bucket, from the cursor on, that falls in that bucket's window of the
 # cursor's year. The buckets double with the count of events (ev_nb >= nev / 2: lists
 # stay short), and the width follows the spacing of the earliest events, measured again
-# when the queue takes more than a few steps per event. Neither moves the order (a
+# when the queue takes more than a few steps per event. The width is the mean gap where
+# Brown takes three times it: a bucket passed is one read of a sequential array, a list
+# entry walked a load that waits on the one before, so narrower buckets cost less here
+# (at 4 CPUs three gaps made runs ~5 % slower, at 1,024 one gap ~5 % slower than three;
+# benchmarks/README.md). Neither moves the order (a
 # bucket holds every event of its window, each list is sorted), only the cost.
 #
 # Records live in one pool (Sim.evs) linked by index: a pop frees a slot, a push takes
@@ -29,7 +33,7 @@ cdef enum:
     EV_SHIFT_MIN = 6      # the first width: 64 ns
     EV_SHIFT_MAX = 30     # widths up to ~1 s: with ev_nb <= 2**30 a year is at most
                           # 2**60 ns, so the cursor's end cannot overflow past T_NEVER
-    EV_SAMPLE_N = 25      # events Brown's width estimate looks at
+    EV_SAMPLE_N = 25      # events the width estimate looks at (Brown's count)
     EV_STEPS_MAX = 3      # steps per pop (buckets passed, list entries walked) above
                           # which the width is measured again
     EV_TUNE_MIN = 256     # pops between two looks at the steps taken (at least)
@@ -85,8 +89,10 @@ cdef bint ev_grow(Sim s) noexcept:
     return True
 
 
-cdef inline void ev_link(Sim s, int i) noexcept:
-    """Put slot ``i`` in its bucket's list, after every event before it in (time, seq)."""
+cdef inline void ev_link(Sim s, int i, bint newest) noexcept:
+    """Put slot ``i`` in its bucket's list, after every event before it in (time, seq).
+    ``newest``: its seq is the highest queued (a push), so it goes after every event
+    of its time, and the times alone place it."""
     cdef Event* p = s.evs
     cdef i64 t = p[i].time
     cdef i64 seq = p[i].seq
@@ -97,14 +103,14 @@ cdef inline void ev_link(Sim s, int i) noexcept:
         # at any time): the cursor moves back to it
         s.ev_cur = <int>((t >> s.ev_shift) & (s.ev_nb - 1))
         s.ev_top = ((t >> s.ev_shift) + 1) << s.ev_shift
-    if t < b.time or (t == b.time and seq < p[b.head].seq):
+    if t < b.time or (not newest and t == b.time and seq < p[b.head].seq):
         p[i].next = b.head
         b.head = i
         b.time = t
         return
     j = b.head
     k = p[j].next
-    while k >= 0 and (p[k].time < t or (p[k].time == t and p[k].seq < seq)):
+    while k >= 0 and (p[k].time < t or (p[k].time == t and (newest or p[k].seq < seq))):
         j = k
         k = p[k].next
         s.ev_steps += 1
@@ -158,9 +164,9 @@ cdef inline int ev_take(Sim s) noexcept:
 
 cdef void ev_resize(Sim s, int nb) noexcept:
     """Re-bucket every event into ``nb`` buckets (``ev_nb <= nb <= cap_ev / 2``) of a
-    width measured as Brown does: three times the mean gap between the first
-    EV_SAMPLE_N events, gaps over twice the mean left out; a power of two, so that an
-    event's bucket is a shift away."""
+    width measured as Brown does, but of one mean gap, not three (the header says why):
+    the mean gap between the first EV_SAMPLE_N events, gaps over twice the mean left
+    out, rounded up to a power of two, so that an event's bucket is a shift away."""
     cdef Event* p = s.evs
     cdef i64 times[EV_SAMPLE_N]
     cdef i64 avg, gap, total = 0, lo
@@ -184,7 +190,7 @@ cdef void ev_resize(Sim s, int nb) noexcept:
         if avg > (<i64>1 << EV_SHIFT_MAX):
             avg = <i64>1 << EV_SHIFT_MAX
         shift = 0
-        while shift < EV_SHIFT_MAX and (<i64>1 << shift) < 3 * avg:
+        while shift < EV_SHIFT_MAX and (<i64>1 << shift) < avg:
             shift += 1
     lo = times[0] if n else s.ev_top - (<i64>1 << s.ev_shift)
     if nb != s.ev_nb or shift != s.ev_shift:
@@ -206,7 +212,7 @@ cdef void ev_resize(Sim s, int nb) noexcept:
     s.ev_top = ((lo >> shift) + 1) << shift
     while chain >= 0:
         j = p[chain].next
-        ev_link(s, chain)
+        ev_link(s, chain, False)
         chain = j
     s.nev = count
     s.ev_steps = 0
@@ -228,7 +234,7 @@ cdef void ev_push(Sim s, i64 time, int kind, int a, int b) noexcept:
     e.b = b
     s.ev_seq += 1
     s.nev += 1
-    ev_link(s, i)
+    ev_link(s, i, True)
     if s.nev > 2 * s.ev_nb:
         ev_resize(s, 2 * s.ev_nb)
 
