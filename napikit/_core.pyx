@@ -161,9 +161,12 @@ cdef class Sim:
     cdef bint input_open
     cdef i64 input_stop
     # the event queue (core/events.pxi)
-    cdef Event* evs               # the pool: queued events and free slots
-    cdef int nev, cap_ev, ev_free
+    cdef int nev                  # events queued
     cdef i64 ev_seq
+    cdef bint ev_cal              # in the calendar (else in the heap)
+    cdef Event* heap              # EV_HEAP_MAX
+    cdef Event* evs               # the calendar's pool: queued events and free slots
+    cdef int cap_ev, ev_free
     cdef EvBucket* ev_bk          # cap_ev / 2 allocated, ev_nb in use
     cdef int ev_nb, ev_shift, ev_cur
     cdef i64 ev_top, ev_steps, ev_tune
@@ -244,6 +247,7 @@ cdef class Sim:
     cdef i64 defer_ipis
 
     def __cinit__(self):
+        self.heap = NULL
         self.evs = NULL
         self.ev_bk = NULL
         self.cpus = NULL
@@ -679,6 +683,7 @@ cdef class Sim:
                 free(self.defer_list[i].buf)
         free(self.defer_list)
         free(self.defer_ipi_scheduled)
+        free(self.heap)
         free(self.evs)
         free(self.ev_bk)
         free(self.cpus)
@@ -1077,7 +1082,7 @@ cdef void stall_watchdog(Sim s, bint final) noexcept:
 
 
 cdef void out_of_memory(Sim s, int what, int who, i64 n) noexcept:
-    """A queue, the packet pool or the event heap could not grow to ``n``: stop the
+    """A queue, the packet pool or the event queue could not grow to ``n``: stop the
     run; :meth:`Sim.run` raises ``MemoryError`` naming the first such failure."""
     if not s.nomem_what:
         s.nomem_what = what

@@ -1,11 +1,13 @@
 """The event queue (napikit/core/events.pxi) against a reference written in Python.
 
 The queue must pop events in (time, seq) order, seq the order of the pushes: that order
-defines every result. A calendar queue is only right if its buckets, the cursor, the
-year wrap-around, the re-bucketing and the search after an empty year all keep it, so
-the pushes here are shaped to reach each: bursts of equal times, spans far wider and far
-narrower than a bucket, times far in the future, growth past many doublings, and
-draining to empty and filling again.
+defines every result. It is a heap for a few events and a calendar queue for more; a
+calendar queue is only right if its buckets, the cursor, the year wrap-around, the
+re-bucketing and the search after an empty year all keep it, and the moves between the two
+must keep it too, so the pushes here are shaped to reach each: bursts of equal times,
+spans far wider and far narrower than a bucket, times far in the future, growth past
+many doublings, counts crossing the heap's limits, and draining to empty and filling
+again.
 """
 
 from __future__ import annotations
@@ -87,6 +89,26 @@ def test_pops_in_time_seq_order_under_random_pushes_and_pops(seed: int) -> None:
                 ops.append(None)
         if rng.random() < 0.5:
             ops.extend([None] * 4000)   # drained to empty: the queue fills again after
+    assert event_queue_order(ops) == reference_order(ops)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pops_in_order_as_the_count_crosses_the_heaps_limits(seed: int) -> None:
+    """Up to 64 events the queue is a heap, above it a calendar, below 16 a heap again:
+    a count that wanders between 5 and 90 moves it back and forth many times."""
+    rng = random.Random(1000 + seed)
+    ops: list[int | None] = []
+    now, n = 0, 0
+    for _ in range(40):
+        target = rng.choice((5, 12, 20, 63, 64, 65, 90))
+        while n != target:
+            if n < target:
+                ops.append(now + rng.randrange(rng.choice((10, 3000, 10 ** 9))))
+                n += 1
+            else:
+                ops.append(None)
+                n -= 1
+            now += rng.randrange(50)
     assert event_queue_order(ops) == reference_order(ops)
 
 
