@@ -161,9 +161,16 @@ cdef class Sim:
     cdef i64 packets_left
     cdef bint input_open
     cdef i64 input_stop
-    cdef Event* heap
-    cdef int nev, cap_ev
+    # the event queue (core/events.pxi)
+    cdef int nev                  # events queued
     cdef i64 ev_seq
+    cdef bint ev_cal              # in the calendar (else in the heap)
+    cdef Event* heap              # EV_HEAP_MAX
+    cdef Event* evs               # the calendar's pool: queued events and free slots
+    cdef int cap_ev, ev_free
+    cdef EvBucket* ev_bk          # cap_ev / 2 allocated, ev_nb in use
+    cdef int ev_nb, ev_shift, ev_cur
+    cdef i64 ev_top, ev_steps, ev_tune
     cdef u64 rng[4]
     cdef Cpu* cpus
     cdef Softnet* sd
@@ -242,6 +249,8 @@ cdef class Sim:
 
     def __cinit__(self):
         self.heap = NULL
+        self.evs = NULL
+        self.ev_bk = NULL
         self.cpus = NULL
         self.sd = NULL
         self.tasks = NULL
@@ -344,8 +353,8 @@ cdef class Sim:
         self.end_time = (1 << 62)
         self.input_open = 1
         self.input_stop = 0
-        self.cap_ev = 64
-        self.heap = <Event*>checked_calloc(self.cap_ev, sizeof(Event), "the event queue ({} events)")
+        if not ev_init(self):
+            raise MemoryError(f"napikit: cannot allocate the event queue ({self.cap_ev} events)")
         self.lat_enqueue = <Hist*>checked_calloc(1, sizeof(Hist), "a latency histogram")
         self.lat_send_recv = <Hist*>checked_calloc(1, sizeof(Hist), "a latency histogram")
 
@@ -677,6 +686,8 @@ cdef class Sim:
         free(self.defer_list)
         free(self.defer_ipi_scheduled)
         free(self.heap)
+        free(self.evs)
+        free(self.ev_bk)
         free(self.cpus)
         free(self.sd)
         free(self.tasks)
@@ -719,7 +730,7 @@ cdef class Sim:
             raise RuntimeError("a Sim runs once")
         self.ran = 1
         while self.nev > self.watchdog_pending and not self.failed:
-            if self.heap[0].time > self.end_time:
+            if ev_next_time(self) > self.end_time:
                 break
             e = ev_pop(self)
             self.now = e.time
@@ -1073,7 +1084,7 @@ cdef void stall_watchdog(Sim s, bint final) noexcept:
 
 
 cdef void out_of_memory(Sim s, int what, int who, i64 n) noexcept:
-    """A queue, the packet pool or the event heap could not grow to ``n``: stop the
+    """A queue, the packet pool or the event queue could not grow to ``n``: stop the
     run; :meth:`Sim.run` raises ``MemoryError`` naming the first such failure."""
     if not s.nomem_what:
         s.nomem_what = what
@@ -1089,6 +1100,37 @@ cdef void policy_fault(Sim s, str hook, int cpu, object message) noexcept:
     s.failed = 1
     s.fault = {"kind": "decision", "hook": hook, "cpu": cpu, "time_ns": s.now, "message": message,
                "error": s.policy.error}
+
+
+def event_queue_order(ops):
+    """Run ``ops`` through the event queue of a bare Sim: an int ``t`` (0 to T_NEVER)
+    pushes an event at ``t``, ``None`` pops the earliest. Returns the popped
+    ``(time, seq)`` pairs, then those left, popped in turn. For tests of the queue's
+    order against a reference; not used by runs."""
+    cdef Sim s = Sim.__new__(Sim)
+    cdef Event e
+    if not ev_init(s):
+        raise MemoryError("napikit: cannot allocate the event queue")
+    out = []
+    for t in ops:
+        if t is None:
+            if s.nev:
+                e = ev_pop(s)
+                out.append((e.time, e.seq))
+        elif not 0 <= t <= T_NEVER:
+            raise ValueError(f"event time {t}: must be from 0 to T_NEVER")
+        else:
+            ev_push(s, t, EV_STEP, 0, 0)
+    while s.nev:
+        e = ev_pop(s)
+        out.append((e.time, e.seq))
+    return out
+
+
+def hist_bucket(values):
+    """The histogram bucket (:func:`hist_index`) of each i64 of ``values``. For tests
+    of the bucket edges; not used by runs."""
+    return [hist_index(v) for v in values]
 
 
 def histogram_summary(values):

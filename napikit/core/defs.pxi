@@ -71,6 +71,12 @@ cdef struct Event:
     int kind
     int a
     int b
+    int next          # the queue's link (core/events.pxi): the next event of its bucket,
+                      # or the next free slot
+
+cdef struct EvBucket:
+    i64 time          # the time of its first event; EV_EMPTY when it holds none
+    int head          # its first event (a slot of Sim.evs); -1: none
 
 # ---------------------------------------------------------------- trace records
 # core/trace.pxi says what each kind's fields hold.
