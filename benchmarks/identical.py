@@ -166,7 +166,11 @@ def random_config(rng: random.Random) -> Config:
         force_irqthreads=rng.random() < 0.15, idle_poll=rng.random() < 0.15,
         csd_coalescing=rng.random() < 0.3, preempt_rt=rng.random() < 0.15,
         let_ksoftirqd_do_its_job=rng.random() < 0.2,
-        udp_skb_defer_free=rng.random() < 0.2)
+        udp_skb_defer_free=rng.random() < 0.2,
+        scheduler=rng.choice(("eevdf", "eevdf", "cfs")),
+        sched_place_lag=rng.random() < 0.8, sched_run_to_parity=rng.random() < 0.8,
+        sched_delay_dequeue=rng.random() < 0.4,
+        preempt=rng.choice(("none", "voluntary", "full")))
     base = CostModel()
     costs = CostModel(**{a.name: (0 if rng.random() < 0.1 else max(
         0, int(getattr(base, a.name) * rng.uniform(0.2, 3)))) for a in attrs.fields(CostModel)})
