@@ -24,7 +24,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from perf_a import machine  # the machine record of every benchmark (run from benchmarks/)
 
 import napikit
 from napikit import plugins, scenarios
@@ -105,16 +106,6 @@ def measure(named: dict[str, Way], repeat: int) -> list[Timing]:
             if delivered != expected:
                 raise SystemExit(f"sweep_overhead: {name} gave other results than the loop")
     return list(timings.values())
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "napikit": napikit.__version__,
-    }
 
 
 def report(timings: list[Timing], cells: int, say: Say) -> dict[str, Any]:
