@@ -18,7 +18,7 @@ A sweep file (TOML; loading runs no code)::
 
 The cells are the cartesian product of the grid (in the file's key order, the last key
 varying fastest), times the seeds. A cell's values are applied with the command line's
-``--set`` machinery (:func:`napikit.cli.apply_overrides`); ``policy`` replaces the
+``--set`` machinery (:func:`napikit.overrides.apply_overrides`); ``policy`` replaces the
 base's policy (and its options, as ``run --policy`` does), ``policy_options.NAME`` sets
 an option. Every cell's configuration is built and validated before the first run.
 
@@ -406,7 +406,7 @@ def _policy_table(value: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def cell_config(base: Config, values: Sequence[tuple[str, Any]]) -> Config:
     """``base`` with one cell's grid values applied (see the module docstring)."""
-    from napikit.cli import apply_overrides, policy_options
+    from napikit.overrides import apply_overrides, policy_options
     from napikit.simulation import Simulation
 
     policy, options, sets = base.policy, dict(base.policy_options), []

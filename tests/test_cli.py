@@ -20,6 +20,7 @@ import napikit
 from napikit import cli
 from napikit.cli import main
 from napikit.config import Config
+from napikit.overrides import apply_overrides
 from napikit.plugins import registry
 
 SMALL = ["--packets", "20000"]
@@ -286,7 +287,7 @@ def test_bad_hotplug_or_cyclictest_is_one_line_exit_2(capsys, argv, field):
 ])
 def test_values_take_units_and_float_notation(key, text, value):
     """`--set` turns unit suffixes and float notation into the field's exact value."""
-    config = cli.apply_overrides(Config(), [(key, text)])
+    config = apply_overrides(Config(), [(key, text)])
     section, _, name = key.rpartition(".")
     owner = {"": config, "kernel": config.kernel, "costs": config.costs,
              "workload": config.workloads[0]}[section]

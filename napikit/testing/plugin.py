@@ -2,7 +2,7 @@
 
 ``--napikit-policy NAME`` selects the policy and adds the suite to the collection;
 ``--napikit-option KEY=VALUE`` sets its options (values parsed by
-:func:`napikit.cli.option_assignment`: true/false, none, int, float or text). Without
+:func:`napikit.overrides.option_assignment`: true/false, none, int, float or text). Without
 the option, ``NAPIKIT_POLICY`` names the policy for a test module that imports the
 suite. Fixtures: ``napikit_policy`` (a :class:`~napikit.testing.PolicyUnderTest`) and
 ``napikit_plugins`` (override it to test a policy that is not installed).
@@ -21,8 +21,8 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from napikit.cli import option_assignment
 from napikit.errors import NapikitError
+from napikit.overrides import option_assignment
 from napikit.testing import PolicyUnderTest
 
 try:
