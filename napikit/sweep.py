@@ -597,14 +597,21 @@ def map_runs(tasks: Sequence[tuple[Any, Config]], jobs: int) -> Iterator[tuple[A
         yield from pool.imap_unordered(_simulate, tasks)
 
 
-def _local(cells: list[Cell], jobs: int) -> Generator[tuple[Cell, Result], None, None]:
+def _local(cells: list[Cell], jobs: int, timing: dict[str, float]
+           ) -> Generator[tuple[Cell, Result], None, None]:
+    """The cells on a pool sized by :func:`pool_size` from one cell's time:
+    ``timing["cell_s"]`` if an earlier stage measured it, else the first cell's, run
+    here alone (and kept there for the next stage)."""
     if not cells:
         return
-    start = time.monotonic()
-    yield cells[0], simulate(cells[0].config)
-    rest = cells[1:]
+    rest = cells
+    if "cell_s" not in timing:
+        start = time.monotonic()
+        yield cells[0], simulate(cells[0].config)
+        timing["cell_s"] = time.monotonic() - start
+        rest = cells[1:]
     by_index = {c.index: c for c in rest}
-    size = pool_size(jobs, len(rest), time.monotonic() - start)
+    size = pool_size(jobs, len(rest), timing["cell_s"])
     runs = cast(Generator[tuple[int, Result], None, None],
                 map_runs([(c.index, c.config) for c in rest], size))
     try:
@@ -617,8 +624,6 @@ def _local(cells: list[Cell], jobs: int) -> Generator[tuple[Cell, Result], None,
 def _dask(cells: list[Cell], client: Any) -> Generator[tuple[Cell, Result], None, None]:
     from distributed import as_completed
 
-    from napikit.simulation import simulate
-
     futures = {client.submit(simulate, c.config, key=f"napikit-{c.fingerprint}"): c
                for c in cells}
     try:
@@ -629,11 +634,14 @@ def _dask(cells: list[Cell], client: Any) -> Generator[tuple[Cell, Result], None
 
 
 def run_cells(cells: list[Cell], out: Path | None = None, *, jobs: int = 1,
-              client: Any = None, progress: Progress | None = None) -> list[dict[str, Any]]:
+              client: Any = None, progress: Progress | None = None,
+              timing: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Run the ``cells`` not already in ``out`` (on a local pool, or on the Dask
     ``client``), writing each finished one to ``out`` at once; the rows of the cells
     run, in completion order. ``progress(done, total, what)`` is called after each run,
-    and first if some cells were already there."""
+    and first if some cells were already there. ``timing``: one cell's time, shared by
+    the stages of a sweep, so that only the first stage runs a cell alone to size the
+    pool (see :func:`_local`)."""
     _require_analysis()
     todo = cells
     if out is not None:
@@ -644,7 +652,8 @@ def run_cells(cells: list[Cell], out: Path | None = None, *, jobs: int = 1,
         progress(done, total, f"{done} cells already in {out}")
     start = time.monotonic()
     rows = []
-    engine = _dask(todo, client) if client is not None else _local(todo, jobs)
+    engine = _dask(todo, client) if client is not None else \
+        _local(todo, jobs, timing if timing is not None else {})
     try:
         for cell, result in engine:
             r = row(cell, result)
@@ -676,8 +685,9 @@ def run_sweep(spec: Sweep, out: str | Path | None = None, *, jobs: int = 1,
         report = progress
         return lambda done, _, what: report(offset + done, total, what)
 
+    timing: dict[str, float] = {}
     ref_rows = _rows(refs, path, run_cells(refs, path, jobs=jobs, client=client,
-                                           progress=stage(0)))
+                                           progress=stage(0), timing=timing))
     if spec.relative is not None:
         figure = spec.relative.figure
         values = [r.get(figure) for r in ref_rows]
@@ -687,7 +697,7 @@ def run_sweep(spec: Sweep, out: str | Path | None = None, *, jobs: int = 1,
                               "a number > 0 in each (e.g. delivered_pps)", figure)
         cells = spec.cells({r["fingerprint"]: r[figure] for r in ref_rows})
     rows = _rows(cells, path, run_cells(cells, path, jobs=jobs, client=client,
-                                        progress=stage(len(refs))))
+                                        progress=stage(len(refs)), timing=timing))
     return ref_rows + rows
 
 

@@ -480,3 +480,35 @@ def test_a_killed_sweep_rerun_gives_the_uninterrupted_dataset(tmp_path: Path, ch
         assert (killed / name).read_bytes() == (whole / name).read_bytes()
     pd.testing.assert_frame_equal(load_sweep(killed), load_sweep(whole))
 
+
+
+def test_the_second_stage_sizes_its_pool_from_the_first(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """A [relative] sweep runs one cell alone (to time it) in its first stage only: the
+    second stage's pool is sized from that time and gets every cell of its stage."""
+    module = sys.modules["napikit.sweep"]
+    pools: list[tuple[int, int]] = []  # (cells given to map_runs, its processes)
+    real = module.map_runs
+
+    def record(tasks, jobs):  # type: ignore[no-untyped-def]
+        pools.append((len(tasks), jobs))
+        return real(tasks, 1)
+
+    monkeypatch.setattr(module, "map_runs", record)
+    monkeypatch.setattr(module, "POOL_STARTUP_S", 0.0)  # any time is worth a pool
+    spec = loads_sweep("""
+format = "napikit-sweep/1"
+scenario = "seed-rps"
+packets = 2000
+[relative]
+field = "workload.rate_pps"
+figure = "delivered_pps"
+reference = { policy = "softirq-ipi" }
+[grid]
+policy = ["softirq-ipi", "backlog-threads"]
+load = [0.5, 1.0]
+""")
+    rows = module.run_sweep(spec, jobs=2)
+    assert len(rows) == 1 + 4
+    # stage 1: its one reference cell runs alone; stage 2: all 4 cells on the pool
+    assert pools == [(0, 1), (4, 2)]
