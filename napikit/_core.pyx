@@ -862,8 +862,7 @@ cdef class Sim:
     def trace_records(self):
         """The recorded timeline: ``(records, truncated)``, ``records`` the bytes of the
         C records (``struct`` format :data:`TRACE_RECORD_FORMAT`: ts, dur, id, at,
-        kind, cpu, a, b; core/trace.pxi says what each kind's
-        fields hold)."""
+        kind, cpu, a, b; core/trace.pxi says what each kind's fields hold)."""
         return (PyBytes_FromStringAndSize(<char*>self.trace, self.trace_n * sizeof(TraceRec))
                 if self.trace_n else b"", bool(self.trace_truncated))
 

@@ -140,6 +140,10 @@ class Timeline:
         for ts, dur, ident, at, kind, cpu, a, b in _RECORD.iter_unpack(self.data):
             yield Record(TRACE_KINDS[kind], ts, dur, ident, at, cpu, a, b)
 
+    def inside(self, t: int) -> bool:
+        """Whether the instant ``t`` is in the window (both ends included)."""
+        return self.start_ns <= t <= self.end_ns
+
     def _clip(self, start: int, dur: int) -> tuple[int, int] | None:
         lo, hi = max(start, self.start_ns), min(start + dur, self.end_ns)
         return (lo, hi - lo) if hi > lo else None
@@ -165,7 +169,7 @@ class Timeline:
         result's ``cpu_time`` (without idle and offline)."""
         out = [dict.fromkeys(BUCKET_NAMES, 0) for _ in range(self.ncpus)]
         for r in self.records():
-            if not self.start_ns <= r.at <= self.end_ns:
+            if not self.inside(r.at):
                 continue
             if r.kind == "step":
                 out[r.cpu][BUCKET_NAMES[r.a & 255]] += r.id
@@ -180,7 +184,7 @@ class Timeline:
                "context_switches": 0}
         key = {"ipi_rps": "ipis", "ipi_wake": "wakeup_ipis", "ipi_defer": "defer_ipis"}
         for r in self.records():
-            if not self.start_ns <= r.at <= self.end_ns:
+            if not self.inside(r.at):
                 continue
             if r.kind == "ipi":
                 out[key[TRACE_WHAT[r.b]]] += 1
@@ -281,9 +285,9 @@ class _Writer:
         records = list(tl.records())
         # the IPIs whose handlers ran in the window end their flows there
         landed = {r.id for r in records if r.kind == "charge"
-                  and TRACE_WHAT[r.b] in _IPI_HANDLERS and tl.start_ns <= r.ts <= tl.end_ns}
+                  and TRACE_WHAT[r.b] in _IPI_HANDLERS and tl.inside(r.ts)}
         sent = {r.id for r in records if r.kind == "ipi" and r.id in landed
-                and tl.start_ns <= r.ts + r.dur <= tl.end_ns}
+                and tl.inside(r.ts + r.dur)}
         for r in records:
             if r.kind == "step":
                 span = tl._clip(r.ts, r.dur)
@@ -297,17 +301,17 @@ class _Writer:
                 self.charge(r, sent)
             elif r.kind == "ipi":
                 at = r.ts + r.dur
-                if tl.start_ns <= at <= tl.end_ns:
+                if tl.inside(at):
                     self.add(at, _INSTANT, track=_cpu_track(r.cpu), type="instant",
                              name=f"IPI -> CPU {r.a}", flow_out=r.id if r.id in sent else None,
                              args={"kind": TRACE_WHAT[r.b]})
             elif r.kind == "switch":
-                if tl.start_ns <= r.ts <= tl.end_ns:
+                if tl.inside(r.ts):
                     self.add(r.ts, _INSTANT, track=_cpu_track(r.cpu), type="instant",
                              name="sched_switch", args={"prev": self.task(r.a),
                                                         "next": self.task(r.b)})
             elif r.kind == "backlog":
-                if tl.start_ns <= r.ts <= tl.end_ns:
+                if tl.inside(r.ts):
                     self.add(r.ts, _COUNTER, track=_backlog_track(r.cpu), type="counter",
                              value=r.a)
         self.states(records)
@@ -324,7 +328,7 @@ class _Writer:
         flow_in = r.id if what in _IPI_HANDLERS and r.id in sent else None
         name = WHAT_NAMES[what]
         if r.dur == 0:
-            if tl.start_ns <= r.ts <= tl.end_ns:
+            if tl.inside(r.ts):
                 self.add(r.ts, _INSTANT, track=_irq_track(r.cpu), type="instant", name=name,
                          flow_in=flow_in, args={"bucket": BUCKET_NAMES[r.a]})
             return
@@ -340,7 +344,7 @@ class _Writer:
         waking: dict[int, int] = {}  # task -> flow id of the wake-up not yet landed
         dangling: set[int] = set()   # wake-ups that never made their task runnable
         for n, r in enumerate(records):
-            if r.kind == "wake" and r.cpu >= 0 and tl.start_ns <= r.ts <= tl.end_ns:
+            if r.kind == "wake" and r.cpu >= 0 and tl.inside(r.ts):
                 flow = _WAKE_FLOW + n
                 if r.a in waking:
                     dangling.add(waking[r.a])
